@@ -1,0 +1,61 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "peerd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "peerd", targets: ["peerd"]),
+        .library(name: "ICE", targets: ["ICE"]),
+        .library(name: "DTLS", targets: ["DTLS"]),
+        .library(name: "RTP", targets: ["RTP"]),
+        .library(name: "SDP", targets: ["SDP"]),
+        .library(name: "Signaling", targets: ["Signaling"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C system libraries, found through pkg-config.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        // What Swift cannot import: OpenSSL macros, opus_*_ctl requests, ALSA's error handler.
+        .target(name: "CShims", dependencies: ["COpenSSL", "COpus", "CALSA"]),
+
+        // Ring 1 + 2: wire codecs and sans-IO cores.
+        .target(name: "Wire", swiftSettings: strict),
+        .target(name: "ICE", dependencies: ["Wire", "COpenSSL"], swiftSettings: strict),
+        .target(name: "DTLS", dependencies: ["COpenSSL", "CSRTP", "CShims"], swiftSettings: strict),
+        .target(name: "RTP", dependencies: ["Wire", "COpus", "CALSA", "CShims"], swiftSettings: strict),
+        .target(name: "SDP", swiftSettings: strict),
+        .target(name: "Signaling", swiftSettings: strict),
+
+        // Ring 3: the headless peer.
+        .executableTarget(
+            name: "peerd",
+            dependencies: [
+                "ICE", "DTLS", "RTP", "SDP", "Signaling", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // Fuzz entry points (libFuzzer when built with -sanitize=fuzzer -DFUZZING; a corpus replayer otherwise).
+        .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP"], path: "Fuzz/peerd-fuzz"),
+        // Benchmarks: `swift run -c release peerd-bench`.
+        .executableTarget(name: "peerd-bench", dependencies: ["ICE", "RTP", "SDP", "DTLS"], path: "Benchmarks/peerd-bench"),
+
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "ICETests", dependencies: ["ICE"]),
+        .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
+        .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
+        .testTarget(name: "SDPTests", dependencies: ["SDP", "ICE"]),
+        .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

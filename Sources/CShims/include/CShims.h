@@ -1,0 +1,7 @@
+// Umbrella header: helpers for C APIs that Swift cannot import (macros, variadic calls).
+#ifndef PEERD_CSHIMS_H
+#define PEERD_CSHIMS_H
+#include "peerd_openssl.h"
+#include "peerd_opus.h"
+#include "peerd_alsa.h"
+#endif

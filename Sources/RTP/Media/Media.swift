@@ -1,0 +1,1 @@
+// Opus, Ogg Opus, WAV and audio media.

@@ -1,0 +1,42 @@
+import Testing
+@testable import Wire
+
+@Suite struct WireTests {
+    @Test func crc32MatchesTheCheckValue() {
+        // The standard check value of CRC-32/ISO-HDLC over "123456789".
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        let viaPointer = Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) }
+        #expect(viaPointer == 0xCBF4_3926)
+    }
+
+    @Test func oggCRCMatchesTheCheckValue() {
+        // CRC-32/MPEG-2 without init/xorout is CRC-32/CKSUM's core; check value of "123456789"
+        // for poly 0x04C11DB7, init 0, no reflection, no xorout is 0x89A1897F.
+        #expect(OggCRC.checksum(Array("123456789".utf8)) == 0x89A1_897F)
+    }
+
+    @Test func readerNeverReadsPastTheEnd() {
+        let bytes: [UInt8] = [1, 2, 3]
+        bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(reader.uint16() == 0x0102)
+            #expect(reader.uint16() == nil)
+            #expect(reader.uint32() == nil)
+            #expect(reader.bytes(2) == nil)
+            #expect(reader.bytes(-1) == nil)
+            #expect(reader.uint8() == 3)
+            #expect(reader.uint8() == nil)
+            #expect(reader.isAtEnd)
+        }
+    }
+
+    @Test func writerIsBigEndian() {
+        var out: [UInt8] = []
+        out.appendBigEndian(UInt16(0x0102))
+        out.appendBigEndian(UInt32(0x0304_0506))
+        out.appendBigEndian(UInt64(0x0708_090A_0B0C_0D0E))
+        #expect(out == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+        out.storeBigEndian(UInt16(0xFFEE), at: 0)
+        #expect(out[0] == 0xFF && out[1] == 0xEE)
+    }
+}
