@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
-        .testTarget(name: "SDPTests", dependencies: ["SDP", "ICE"]),
+        .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
     ],
     swiftLanguageModes: [.v6]

@@ -40,3 +40,21 @@ import Testing
         #expect(out[0] == 0xFF && out[1] == 0xEE)
     }
 }
+
+@Suite struct MonotonicTimeTests {
+    @Test func arithmetic() {
+        let start = MonotonicTime(nanoseconds: 1_000)
+        let later = start + .milliseconds(5)
+        #expect(later.nanoseconds == 5_001_000)
+        #expect(later - start == .milliseconds(5))
+        #expect(later > start)
+        #expect((later - .milliseconds(5)) == start)
+        #expect(Duration.milliseconds(1500).seconds == 1.5)
+    }
+
+    @Test func nowIsMonotonic() {
+        let a = MonotonicTime.now()
+        let b = MonotonicTime.now()
+        #expect(b >= a)
+    }
+}
