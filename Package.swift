@@ -46,9 +46,10 @@ let package = Package(
             swiftSettings: strict
         ),
         // Fuzz entry points (libFuzzer when built with -sanitize=fuzzer -DFUZZING; a corpus replayer otherwise).
-        .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP"], path: "Fuzz/peerd-fuzz"),
+        .target(name: "CFuzzSupport"),
+        .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
-        .executableTarget(name: "peerd-bench", dependencies: ["ICE", "RTP", "SDP", "DTLS"], path: "Benchmarks/peerd-bench"),
+        .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE"], path: "Benchmarks/peerd-bench"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),

@@ -13,9 +13,11 @@ public enum HMAC {
     private static func compute(_ digest: OpaquePointer?, key: [UInt8], message: [UInt8], length: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 64)
         var outLength: UInt32 = 0
-        let ok = key.withUnsafeBufferPointer { keyBuffer in
+        // OpenSSL wants a non-null key pointer even for an empty key.
+        let keyStorage = key.isEmpty ? [UInt8(0)] : key
+        let ok = keyStorage.withUnsafeBufferPointer { keyBuffer in
             message.withUnsafeBufferPointer { messageBuffer in
-                COpenSSL.HMAC(digest, keyBuffer.baseAddress ?? UnsafePointer([0]), Int32(keyBuffer.count),
+                COpenSSL.HMAC(digest, keyBuffer.baseAddress, Int32(key.count),
                               messageBuffer.baseAddress, messageBuffer.count, &out, &outLength)
             }
         }

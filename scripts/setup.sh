@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages peerd needs to build and test. Idempotent: when every package is
+# already installed it does nothing; otherwise it runs `apt-get update` once, then installs.
+set -euo pipefail
+
+build_packages=(libsrtp2-dev libopus-dev libssl-dev libasound2-dev pkgconf)
+# Tools the tests use to check what peerd produces and to run real peers against it.
+test_packages=(opus-tools ffmpeg openssl)
+
+packages=("${build_packages[@]}")
+if [[ "${1:-}" == "--with-test-tools" ]]; then packages+=("${test_packages[@]}"); fi
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if (( ${#missing[@]} == 0 )); then
+    echo "setup: all ${#packages[@]} Debian packages already installed"
+    exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

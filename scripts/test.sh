@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds, runs `swift test`, then the fuzz targets for a
+# bounded time. Prints a closing "tests: N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh --with-test-tools || exit 1
+
+mkdir -p artifacts
+log=artifacts/swift-test.log
+swift build --build-tests 2>&1 | tail -n 5
+swift test --no-parallel 2>&1 | tee "$log" | grep -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ Test .* started|✔ Test .*passed after)'
+status=${PIPESTATUS[0]}
+
+fuzz_status=0
+if [[ "${PEERD_SKIP_FUZZ:-0}" != "1" ]]; then
+    ./scripts/fuzz.sh "${PEERD_FUZZ_SECONDS:-20}" || fuzz_status=$?
+fi
+
+summary=$(grep -E 'Test run with [0-9]+ tests? ' "$log" | tail -n 1)
+total=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(grep -oE 'with [0-9]+ issues?' <<<"$summary" | grep -oE '[0-9]+' || true)
+[[ -n "$total" ]] || total=0
+if [[ $status -ne 0 || $fuzz_status -ne 0 ]]; then
+    failures=$(grep -cE '^✘ Test .* (failed|recorded)' "$log" || true)
+    echo "tests: $(( total - ${failures:-0} )) passed, ${failures:-1} failed"
+    exit 1
+fi
+echo "tests: $total passed, 0 failed"
