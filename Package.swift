@@ -30,7 +30,7 @@ let package = Package(
 
         // Ring 1 + 2: wire codecs and sans-IO cores.
         .target(name: "Wire", swiftSettings: strict),
-        .target(name: "ICE", dependencies: ["Wire", "COpenSSL"], swiftSettings: strict),
+        .target(name: "ICE", dependencies: ["Wire", "COpenSSL", "CShims"], swiftSettings: strict),
         .target(name: "DTLS", dependencies: ["COpenSSL", "CSRTP", "CShims"], swiftSettings: strict),
         .target(name: "RTP", dependencies: ["Wire", "COpus", "CALSA", "CShims"], swiftSettings: strict),
         .target(name: "SDP", swiftSettings: strict),
@@ -47,7 +47,7 @@ let package = Package(
         ),
         // Fuzz entry points (libFuzzer when built with -sanitize=fuzzer -DFUZZING; a corpus replayer otherwise).
         .target(name: "CFuzzSupport"),
-        .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
+        .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE"], path: "Benchmarks/peerd-bench"),
 

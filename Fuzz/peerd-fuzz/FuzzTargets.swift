@@ -1,12 +1,18 @@
 import ICE
+import RTP
+import SDP
 
 /// One entry point per parser. Each must return normally for any input: a parser that traps or
 /// reads out of bounds is what the fuzzer finds (AddressSanitizer is on in fuzz builds).
+/// Whatever parses must serialize and parse back to the same value.
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "stun": stun,
         "channeldata": channelData,
         "candidate": candidate,
+        "rtp": rtp,
+        "rtcp": rtcp,
+        "sdp": sdp,
     ]
 
     static func stun(_ bytes: [UInt8]) {
@@ -25,5 +31,24 @@ enum FuzzTargets {
     static func candidate(_ bytes: [UInt8]) {
         guard let text = String(validating: bytes, as: UTF8.self), let candidate = try? Candidate(parsing: text) else { return }
         precondition((try? Candidate(parsing: candidate.description)) == candidate, "candidate re-parse changed it")
+    }
+
+    static func rtp(_ bytes: [UInt8]) {
+        guard let packet = try? RTPPacket(parsing: bytes) else { return }
+        _ = try? packet.headerExtension?.elements()
+        let again = try? RTPPacket(parsing: packet.serialized())
+        precondition(again == packet, "RTP re-serialize changed the packet")
+    }
+
+    static func rtcp(_ bytes: [UInt8]) {
+        guard let compound = try? RTCPCompoundPacket(parsing: bytes) else { return }
+        guard let wire = try? compound.serialized() else { return }
+        precondition((try? RTCPCompoundPacket(parsing: wire)) == compound, "RTCP re-serialize changed the packet")
+    }
+
+    static func sdp(_ bytes: [UInt8]) {
+        guard let description = try? SessionDescription(parsing: bytes) else { return }
+        let again = try? SessionDescription(parsing: description.serialized())
+        precondition(again == description, "SDP re-serialize changed the description")
     }
 }

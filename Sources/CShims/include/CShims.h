@@ -4,4 +4,5 @@
 #include "peerd_openssl.h"
 #include "peerd_opus.h"
 #include "peerd_alsa.h"
+#include "peerd_hmac.h"
 #endif

@@ -125,52 +125,63 @@ public struct Candidate: Hashable, Sendable, CustomStringConvertible {
     /// Parses `candidate:...` (the trickle form), `a=candidate:...` or the bare attribute value.
     public init(parsing text: String) throws(CandidateParseError) {
         guard text.utf8.count <= 1024 else { throw .tooLong(text.utf8.count) }
-        var value = Substring(text)
-        if value.hasPrefix("a=") { value = value.dropFirst(2) }
-        if value.hasPrefix("candidate:") { value = value.dropFirst("candidate:".count) }
-        while let last = value.unicodeScalars.last, last == "\r" || last == "\n" { value = Substring(value.unicodeScalars.dropLast()) }
-        guard value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else { throw .invalidCharacter }
-        let fields = value.split(separator: " ", omittingEmptySubsequences: true)
+        var bytes = Array(text.utf8)[...]
+        if bytes.starts(with: "a=".utf8) { bytes = bytes.dropFirst(2) }
+        if bytes.starts(with: "candidate:".utf8) { bytes = bytes.dropFirst(10) }
+        while let last = bytes.last, last == 0x0D || last == 0x0A { bytes = bytes.dropLast() }
+        guard bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else { throw .invalidCharacter }
+        let fields = bytes.split(separator: 0x20, omittingEmptySubsequences: true)
         guard fields.count >= 8 else { throw .missingField(fields.count < 6 ? "address/port" : "typ") }
+        func string(_ field: ArraySlice<UInt8>) -> String { String(decoding: field, as: UTF8.self) }
 
-        let foundation = String(fields[0])
-        guard (1...32).contains(foundation.utf8.count),
-              foundation.utf8.allSatisfy({ Self.isICEChar($0) }) else { throw .badFoundation(foundation) }
-        guard let component = UInt16(fields[1]), (1...256).contains(component) else { throw .badComponent(String(fields[1])) }
-        guard let priority = UInt32(fields[3]), priority > 0 else { throw .badPriority(String(fields[3])) }
-        let addressText = String(fields[4])
-        guard !addressText.isEmpty, addressText.utf8.count <= 255,
-              addressText.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .badAddress(addressText) }
-        guard let port = UInt16(fields[5]) else { throw .badPort(String(fields[5])) }
-        guard fields[6] == "typ" else { throw .missingType }
-        guard let type = CandidateType(rawValue: String(fields[7])) else { throw .badType(String(fields[7])) }
+        let foundation = fields[0]
+        guard (1...32).contains(foundation.count), foundation.allSatisfy({ Self.isICEChar($0) }) else {
+            throw .badFoundation(string(foundation))
+        }
+        guard let component = Self.decimal(fields[1], max: 256), component >= 1 else { throw .badComponent(string(fields[1])) }
+        guard let priority = Self.decimal(fields[3], max: UInt64(UInt32.max)), priority > 0 else { throw .badPriority(string(fields[3])) }
+        let addressBytes = fields[4]
+        guard addressBytes.count <= 255, addressBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .badAddress(string(addressBytes)) }
+        guard let port = Self.decimal(fields[5], max: 65535) else { throw .badPort(string(fields[5])) }
+        guard fields[6].elementsEqual("typ".utf8) else { throw .missingType }
+        guard let type = CandidateType(rawValue: string(fields[7])) else { throw .badType(string(fields[7])) }
 
-        self.foundation = foundation
-        self.component = component
-        self.transport = CandidateTransport(String(fields[2]))
-        self.transportSpelling = String(fields[2])
-        self.priority = priority
-        self.address = CandidateAddress(addressText)
-        self.port = port
+        self.foundation = string(foundation)
+        self.component = UInt16(component)
+        let transportText = string(fields[2])
+        self.transport = CandidateTransport(transportText)
+        self.transportSpelling = transportText
+        self.priority = UInt32(priority)
+        self.address = CandidateAddress(string(addressBytes))
+        self.port = UInt16(port)
         self.type = type
         self.extensions = []
 
         var index = 8
         while index < fields.count {
-            guard index + 1 < fields.count else { throw .danglingExtension(String(fields[index])) }
-            let name = String(fields[index]), item = String(fields[index + 1])
-            switch name {
-            case "raddr":
-                guard item.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .badRelatedAddress(item) }
-                relatedAddress = CandidateAddress(item)
-            case "rport":
-                guard let related = UInt16(item) else { throw .badRelatedAddress(item) }
-                relatedPort = related
-            default:
-                extensions.append(Extension(name: name, value: item))
+            guard index + 1 < fields.count else { throw .danglingExtension(string(fields[index])) }
+            let name = fields[index], item = fields[index + 1]
+            if name.elementsEqual("raddr".utf8) {
+                relatedAddress = CandidateAddress(string(item))
+            } else if name.elementsEqual("rport".utf8) {
+                guard let related = Self.decimal(item, max: 65535) else { throw .badRelatedAddress(string(item)) }
+                relatedPort = UInt16(related)
+            } else {
+                extensions.append(Extension(name: string(name), value: string(item)))
             }
             index += 2
         }
+    }
+
+    /// A decimal number of at most 10 digits, no sign, not above `max`.
+    private static func decimal(_ digits: ArraySlice<UInt8>, max: UInt64) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 10 else { return nil }
+        var value: UInt64 = 0
+        for byte in digits {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            value = value * 10 + UInt64(byte - 0x30)
+        }
+        return value <= max ? value : nil
     }
 
     /// ice-char: ALPHA / DIGIT / "+" / "/"

@@ -1,28 +1,34 @@
 import COpenSSL
+import CShims
 
-/// HMAC and digests for STUN integrity, on the system OpenSSL.
+/// HMAC and digests for STUN integrity, on the system OpenSSL's SHA primitives.
 public enum HMAC {
     public static func sha1(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        compute(EVP_sha1(), key: key, message: message, length: 20)
+        sha1(key: key) { update in update(message[...]) }
     }
 
     public static func sha256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        compute(EVP_sha256(), key: key, message: message, length: 32)
+        sha256(key: key) { update in update(message[...]) }
     }
 
-    private static func compute(_ digest: OpaquePointer?, key: [UInt8], message: [UInt8], length: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 64)
-        var outLength: UInt32 = 0
-        // OpenSSL wants a non-null key pointer even for an empty key.
-        let keyStorage = key.isEmpty ? [UInt8(0)] : key
-        let ok = keyStorage.withUnsafeBufferPointer { keyBuffer in
-            message.withUnsafeBufferPointer { messageBuffer in
-                COpenSSL.HMAC(digest, keyBuffer.baseAddress, Int32(key.count),
-                              messageBuffer.baseAddress, messageBuffer.count, &out, &outLength)
-            }
-        }
-        precondition(ok != nil && Int(outLength) == length, "OpenSSL HMAC failed")
-        return Array(out.prefix(length))
+    /// HMAC-SHA1 over the pieces `feed` passes to its argument, in order (no concatenation copy).
+    public static func sha1(key: [UInt8], _ feed: ((ArraySlice<UInt8>) -> Void) -> Void) -> [UInt8] {
+        var state = peerd_hmac_sha1_state()
+        key.withUnsafeBufferPointer { peerd_hmac_sha1_init(&state, $0.baseAddress, $0.count) }
+        feed { piece in piece.withUnsafeBufferPointer { peerd_hmac_sha1_update(&state, $0.baseAddress, $0.count) } }
+        var out = [UInt8](repeating: 0, count: 20)
+        out.withUnsafeMutableBufferPointer { peerd_hmac_sha1_final(&state, $0.baseAddress) }
+        return out
+    }
+
+    /// HMAC-SHA256 over the pieces `feed` passes to its argument, in order.
+    public static func sha256(key: [UInt8], _ feed: ((ArraySlice<UInt8>) -> Void) -> Void) -> [UInt8] {
+        var state = peerd_hmac_sha256_state()
+        key.withUnsafeBufferPointer { peerd_hmac_sha256_init(&state, $0.baseAddress, $0.count) }
+        feed { piece in piece.withUnsafeBufferPointer { peerd_hmac_sha256_update(&state, $0.baseAddress, $0.count) } }
+        var out = [UInt8](repeating: 0, count: 32)
+        out.withUnsafeMutableBufferPointer { peerd_hmac_sha256_final(&state, $0.baseAddress) }
+        return out
     }
 
     /// MD5, for the RFC 8489 long-term credential key.

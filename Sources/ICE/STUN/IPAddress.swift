@@ -13,20 +13,45 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (brackets and a `%zone` suffix are accepted and dropped).
     public init?(_ text: some StringProtocol) {
-        var string = String(text)
-        if string.hasPrefix("["), string.hasSuffix("]") { string = String(string.dropFirst().dropLast()) }
-        if let percent = string.firstIndex(of: "%") { string = String(string[..<percent]) }
-        guard !string.isEmpty, string.utf8.count <= 45 else { return nil }
-        if string.contains(":") {
-            var raw = in6_addr()
-            guard inet_pton(AF_INET6, string, &raw) == 1 else { return nil }
-            let bytes = withUnsafeBytes(of: raw) { [UInt8]($0) }
-            self.init(bytes: bytes[...])
-        } else {
-            var raw = in_addr()
-            guard inet_pton(AF_INET, string, &raw) == 1 else { return nil }
-            self = .v4(UInt32(bigEndian: raw.s_addr))
+        var utf8 = Array(text.utf8)
+        if utf8.first == UInt8(ascii: "["), utf8.last == UInt8(ascii: "]") { utf8 = Array(utf8.dropFirst().dropLast()) }
+        if let percent = utf8.firstIndex(of: UInt8(ascii: "%")) { utf8.removeSubrange(percent...) }
+        guard !utf8.isEmpty, utf8.count <= 45 else { return nil }
+        if let v4 = Self.parseIPv4(utf8[...]) {
+            self = .v4(v4)
+            return
         }
+        guard utf8.contains(UInt8(ascii: ":")) else { return nil }
+        utf8.append(0)
+        var raw = in6_addr()
+        let ok = utf8.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { inet_pton(AF_INET6, $0.baseAddress, &raw) == 1 }
+        }
+        guard ok else { return nil }
+        let bytes = withUnsafeBytes(of: raw) { [UInt8]($0) }
+        self.init(bytes: bytes[...])
+    }
+
+    /// Strict dotted-quad: four decimal parts 0...255, no leading '+', at most 3 digits each.
+    static func parseIPv4(_ utf8: ArraySlice<UInt8>) -> UInt32? {
+        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+        for byte in utf8 {
+            if byte >= 0x30 && byte <= 0x39 {
+                part = part * 10 + UInt32(byte - 0x30)
+                digits += 1
+                guard digits <= 3, part <= 255 else { return nil }
+            } else if byte == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                value = value << 8 | part
+                part = 0
+                digits = 0
+                dots += 1
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3, digits > 0 else { return nil }
+        return value << 8 | part
     }
 
     /// Makes an address from 4 (IPv4) or 16 (IPv6) network-order bytes.

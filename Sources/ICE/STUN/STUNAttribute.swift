@@ -59,7 +59,8 @@ public enum STUNAttribute: Equatable, Sendable {
         typealias T = STUNAttributeType
         func text() throws(STUNError) -> String {
             guard value.count <= Self.maximumTextLength else { throw .malformedAttribute(type: type, reason: "text longer than \(Self.maximumTextLength) bytes") }
-            guard let string = String(validating: value, as: UTF8.self) else { throw .malformedAttribute(type: type, reason: "not UTF-8") }
+            let typed = UnsafeBufferPointer(start: value.baseAddress?.assumingMemoryBound(to: UInt8.self), count: value.count)
+            guard let string = String(validating: typed, as: UTF8.self) else { throw .malformedAttribute(type: type, reason: "not UTF-8") }
             return string
         }
         func fixed(_ count: Int) throws(STUNError) {

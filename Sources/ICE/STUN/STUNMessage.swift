@@ -181,9 +181,8 @@ public struct STUNMessage: Equatable, Sendable {
         guard reader.uint32()! == stunMagicCookie else { throw .notSTUN(reason: "no magic cookie") }
         guard length & 3 == 0 else { throw .notSTUN(reason: "length \(length) is not a multiple of 4") }
         guard length + Self.headerLength == raw.count else { throw .lengthMismatch(header: length, actual: raw.count - Self.headerLength) }
-        let idBytes = reader.bytes(12)!
         self.type = STUNMessageType(rawValue: typeValue)
-        self.transactionID = STUNTransactionID(bytes: idBytes)!
+        self.transactionID = STUNTransactionID(high: reader.uint64()!, low: reader.uint32()!)
         self.attributes = []
         self.attributes.reserveCapacity(8)
 
@@ -232,10 +231,15 @@ public struct STUNMessage: Equatable, Sendable {
             default: nil
             }
         }).first, received.count <= macLength, received.count >= (integrityIsSHA256 ? 16 : 20) else { return false }
-        var prefix = [UInt8](raw[..<offset])
         // The length field covers everything up to and including the integrity attribute.
-        prefix.storeBigEndian(UInt16(offset - Self.headerLength + 4 + received.count), at: 2)
-        let mac = integrityIsSHA256 ? HMAC.sha256(key: key, message: prefix) : HMAC.sha1(key: key, message: prefix)
+        let length = UInt16(offset - Self.headerLength + 4 + received.count)
+        let lengthBytes: [UInt8] = [UInt8(length >> 8), UInt8(length & 0xFF)]
+        let feed: ((ArraySlice<UInt8>) -> Void) -> Void = { update in
+            update(raw[0..<2])
+            update(lengthBytes[...])
+            update(raw[4..<offset])
+        }
+        let mac = integrityIsSHA256 ? HMAC.sha256(key: key, feed) : HMAC.sha1(key: key, feed)
         return constantTimeEqual(Array(mac.prefix(received.count)), received)
     }
 

@@ -1,0 +1,1 @@
+// ICE agent (RFC 8445) sans-IO core.

@@ -1,0 +1,1 @@
+// mDNS one-shot resolver (RFC 6762).
