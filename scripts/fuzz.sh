@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
-targets=(stun channeldata candidate rtp rtcp sdp)
+targets=(stun channeldata candidate rtp rtcp sdp ogg wav)
 
 echo "fuzz: building peerd-fuzz with -sanitize=fuzzer,address"
 if ! swift build --product peerd-fuzz --scratch-path .build-fuzz \

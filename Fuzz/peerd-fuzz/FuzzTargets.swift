@@ -13,6 +13,8 @@ enum FuzzTargets {
         "rtp": rtp,
         "rtcp": rtcp,
         "sdp": sdp,
+        "ogg": ogg,
+        "wav": wav,
     ]
 
     static func stun(_ bytes: [UInt8]) {
@@ -50,5 +52,22 @@ enum FuzzTargets {
         guard let description = try? SessionDescription(parsing: bytes) else { return }
         let again = try? SessionDescription(parsing: description.serialized())
         precondition(again == description, "SDP re-serialize changed the description")
+    }
+
+    static func ogg(_ bytes: [UInt8]) {
+        if let (page, _) = try? OggPage.parse(bytes, verifyCRC: false), let wire = try? page.serialized() {
+            precondition((try? OggPage.parse(wire).page) == page, "Ogg page re-serialize changed it")
+        }
+        // The streaming readers take arbitrary bytes too.
+        var reader = OggPageReader()
+        reader.append(bytes)
+        for _ in 0..<10_000 {
+            do { guard try reader.nextPacket() != nil else { break } } catch { continue }
+        }
+    }
+
+    static func wav(_ bytes: [UInt8]) {
+        guard let file = try? WAVFile.parse(bytes) else { return }
+        precondition((try? WAVFile.parse(file.serialized())) == file, "WAV re-serialize changed it")
     }
 }

@@ -58,3 +58,26 @@ import Testing
         #expect(b >= a)
     }
 }
+
+@Suite struct CRC32SlicingTests {
+    /// Bit-at-a-time reference CRC-32.
+    func reference(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    @Test func slicingByEightMatchesTheBitwiseDefinition() {
+        var state: UInt64 = 0x1234_5678
+        for length in 0..<200 {
+            let bytes = (0..<length).map { _ -> UInt8 in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: state >> 33)
+            }
+            #expect(CRC32.checksum(bytes) == reference(bytes), "length \(length)")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Opus, Ogg Opus, WAV and audio media.

@@ -1,0 +1,282 @@
+// Ogg Opus files (RFC 7845): a page writer with periodic flushes, and a packet reader.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a write to an `OggOutput` failed.
+public enum OggOutputError: Error, Equatable, Sendable {
+    /// A POSIX call failed with `errno`.
+    case posix(operation: String, errno: Int32)
+    /// The output was closed.
+    case closed
+}
+
+/// Where an Ogg writer puts its pages.
+public protocol OggOutput: AnyObject {
+    /// Writes all of `bytes` (or throws).
+    func write(_ bytes: [UInt8]) throws(OggOutputError)
+}
+
+/// An `OggOutput` collecting bytes in memory.
+public final class OggMemoryOutput: OggOutput {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+    public func write(_ bytes: [UInt8]) throws(OggOutputError) { self.bytes += bytes }
+}
+
+/// An `OggOutput` writing straight to a POSIX file descriptor (no user-space buffering), so
+/// every page written survives a kill of the process.
+///
+/// Owns the descriptor and closes it in `deinit`. Not `Sendable`: use from one task at a time.
+public final class OggFileOutput: OggOutput {
+    private var fd: Int32
+
+    /// Creates or truncates the file at `path`.
+    public init(path: String) throws(OggOutputError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .posix(operation: "open", errno: errno) }
+        self.fd = fd
+    }
+
+    deinit { if fd >= 0 { _ = Glibc.close(fd) } }
+
+    public func write(_ bytes: [UInt8]) throws(OggOutputError) {
+        guard fd >= 0 else { throw .closed }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in
+                Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw .posix(operation: "write", errno: errno)
+            }
+            offset += written
+        }
+    }
+
+    /// Forces written data to the storage device (`fsync`).
+    public func sync() throws(OggOutputError) {
+        guard fd >= 0 else { throw .closed }
+        guard fsync(fd) == 0 else { throw .posix(operation: "fsync", errno: errno) }
+    }
+
+    public func close() throws(OggOutputError) {
+        guard fd >= 0 else { return }
+        let result = Glibc.close(fd)
+        fd = -1
+        guard result == 0 else { throw .posix(operation: "close", errno: errno) }
+    }
+}
+
+/// Writes an Ogg Opus stream: OpusHead and OpusTags pages, then audio pages.
+///
+/// The granule position counts the 48 kHz samples of all packets so far, which includes the
+/// pre-skip the decoder drops: pre-skip + playable samples (RFC 7845 §4).
+///
+/// The newest packet is always held back until the next one arrives or `finish()`, so the EOS
+/// page always carries a packet (an empty EOS page is rejected by opusinfo). Everything older
+/// is written as pages whenever `flushInterval` samples have accumulated since the last written
+/// page, when a page fills up, and on `flush()`. A file cut after any written page is a playable
+/// stream (without EOS) that lacks at most the held packet and what came after the last flush.
+/// Not `Sendable`: use from one task at a time.
+public final class OggOpusWriter {
+    public let head: OpusHead
+    /// Audio to accumulate before pages are written, in 48 kHz samples.
+    public let flushInterval: Int
+    /// Granule position after the newest packet.
+    public private(set) var granulePosition: Int64 = 0
+    public var serialNumber: UInt32 { packer.serialNumber }
+    public private(set) var isFinished = false
+
+    private let output: any OggOutput
+    private var packer: OggPagePacker
+    private var held: (packet: [UInt8], granule: Int64)?
+    /// Granule position of the newest packet handed to the packer.
+    private var submittedGranule: Int64 = 0
+    private var lastFlushGranule: Int64 = 0
+
+    /// Writes the two header pages immediately.
+    public init(output: any OggOutput, head: OpusHead, tags: OpusTags = OpusTags(vendor: "peerd"),
+                serialNumber: UInt32, flushInterval: Int = 48_000) throws(OggOpusError) {
+        self.output = output
+        self.head = head
+        self.flushInterval = max(1, flushInterval)
+        self.packer = OggPagePacker(serialNumber: serialNumber)
+        packer.append(packet: head.serialized(), granulePosition: 0)
+        try emit(packer.flush())
+        packer.append(packet: tags.serialized(), granulePosition: 0)
+        try emit(packer.flush())
+    }
+
+    /// Appends a packet; its duration comes from its TOC.
+    public func write(packet: [UInt8]) throws(OggOpusError) {
+        let info: OpusPacketInfo
+        do throws(OpusPacketError) { info = try OpusPacketInfo.parse(packet) } catch { throw .invalidPacket(error) }
+        try write(packet: packet, samples: info.totalSamples)
+    }
+
+    /// Appends a packet lasting `samples` (48 kHz).
+    public func write(packet: [UInt8], samples: Int) throws(OggOpusError) {
+        try write(packet: packet, granulePosition: granulePosition + Int64(max(0, samples)))
+    }
+
+    /// Appends a packet whose end is at granule position `granulePosition` (48 kHz samples of
+    /// all packets from the start of the stream). Granule positions must not decrease.
+    public func write(packet: [UInt8], granulePosition: Int64) throws(OggOpusError) {
+        guard !isFinished else { throw .finished }
+        guard granulePosition >= self.granulePosition else {
+            throw .granuleDecreased(previous: self.granulePosition, new: granulePosition)
+        }
+        if let held { try submit(held.packet, granule: held.granule) }
+        held = (packet, granulePosition)
+        self.granulePosition = granulePosition
+        if submittedGranule - lastFlushGranule >= Int64(flushInterval) { try flush() }
+    }
+
+    /// Writes every packet but the held newest one as pages now.
+    public func flush() throws(OggOpusError) {
+        guard !isFinished else { throw .finished }
+        try emit(packer.flush())
+        lastFlushGranule = submittedGranule
+    }
+
+    /// Writes the held packet on the last page, with the EOS flag. Further writes throw `finished`.
+    ///
+    /// `playableSamples` trims the end (RFC 7845 §4.4): the final granule position becomes
+    /// pre-skip + `playableSamples`, which must fall within the last packet.
+    public func finish(playableSamples: Int64? = nil) throws(OggOpusError) {
+        guard !isFinished else { return }
+        var finalGranule: Int64? = nil
+        if let playableSamples {
+            let granule = Int64(head.preSkip) + playableSamples
+            guard held != nil, granule <= granulePosition, granule >= submittedGranule else {
+                throw .invalidEndTrim(granulePosition: granule)
+            }
+            finalGranule = granule
+        }
+        if let held { try submit(held.packet, granule: finalGranule ?? held.granule) }
+        held = nil
+        isFinished = true
+        try emit(packer.flush(endOfStream: true))
+    }
+
+    private func submit(_ packet: [UInt8], granule: Int64) throws(OggOpusError) {
+        packer.append(packet: packet, granulePosition: granule)
+        submittedGranule = granule
+        let full = packer.takeFullPages()
+        if !full.isEmpty {
+            try emit(full)
+            if let last = full.last, last.granulePosition >= 0 { lastFlushGranule = last.granulePosition }
+        }
+    }
+
+    private func emit(_ pages: [OggPage]) throws(OggOpusError) {
+        for page in pages {
+            let bytes: [UInt8]
+            do throws(OggPageError) { bytes = try page.serialized() } catch { throw .page(error) }
+            do throws(OggOutputError) { try output.write(bytes) } catch { throw .output(error) }
+        }
+    }
+}
+
+/// An Opus packet read from an Ogg Opus stream.
+public struct OggOpusPacket: Sendable, Equatable {
+    public var bytes: [UInt8]
+    /// Granule position at the end of this packet (samples of all packets so far).
+    public var granulePosition: Int64
+    /// Duration from the packet's TOC, 48 kHz samples (0 if the packet is invalid).
+    public var samples: Int
+    /// Last packet of the stream (EOS page).
+    public var isEndOfStream: Bool
+}
+
+/// Reads an Ogg Opus stream fed in pieces: headers first, then audio packets with granule
+/// positions (counted back from the first page's granule position, then forward by each
+/// packet's duration; an end-trimmed last page caps them). Only the first logical
+/// stream is read; others are skipped.
+public struct OggOpusReader: Sendable {
+    public private(set) var head: OpusHead?
+    public private(set) var tags: OpusTags?
+    /// Samples to drop at the start of the decoded output.
+    public var preSkip: Int? { head.map { Int($0.preSkip) } }
+
+    private var pages: OggPageReader
+    private var serial: UInt32?
+    private var pending: [OggPacket] = []
+    private var runningGranule: Int64?
+    private var ready: [OggOpusPacket] = []
+    private var readyIndex = 0
+
+    public init(verifyCRC: Bool = true) {
+        pages = OggPageReader(maxPacketSize: 1 << 24, verifyCRC: verifyCRC)
+    }
+
+    public mutating func append(_ bytes: some Sequence<UInt8>) { pages.append(bytes) }
+
+    /// The next audio packet, or nil if more bytes are needed.
+    public mutating func nextPacket() throws(OggOpusError) -> OggOpusPacket? {
+        while readyIndex >= ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+            let next: OggPacket?
+            do throws(OggPageError) { next = try pages.nextPacket() } catch { throw .page(error) }
+            guard let packet = next else { return nil }
+            if serial == nil {
+                guard packet.isOnFirstPage else { throw .missingHeaders }
+                serial = packet.serialNumber
+            }
+            guard packet.serialNumber == serial else { continue }
+            if head == nil {
+                head = try OpusHead.parse(packet.bytes)
+                continue
+            }
+            if tags == nil {
+                tags = try OpusTags.parse(packet.bytes)
+                continue
+            }
+            pending.append(packet)
+            if let granule = packet.granulePosition {
+                let samples = pending.map { (try? OpusPacketInfo.parse($0.bytes).totalSamples) ?? 0 }
+                let total = Int64(samples.reduce(0, +))
+                var out: [OggOpusPacket] = []
+                if let running = runningGranule,
+                   running + total == granule || (packet.isEndOfStream && granule < running + total && granule >= running) {
+                    // Continuous with the previous page; on the last page the end may be trimmed.
+                    var end = running
+                    for (item, count) in zip(pending, samples) {
+                        end += Int64(count)
+                        out.append(OggOpusPacket(bytes: item.bytes, granulePosition: min(end, granule), samples: count,
+                                                 isEndOfStream: item.isEndOfStream))
+                    }
+                } else {
+                    // First audio page, or a discontinuity: count back from the page's granule.
+                    var end = granule
+                    for (item, count) in zip(pending, samples).reversed() {
+                        out.append(OggOpusPacket(bytes: item.bytes, granulePosition: end, samples: count,
+                                                 isEndOfStream: item.isEndOfStream))
+                        end -= Int64(count)
+                    }
+                    out.reverse()
+                }
+                runningGranule = granule
+                ready = out
+                pending = []
+            }
+        }
+        defer { readyIndex += 1 }
+        return ready[readyIndex]
+    }
+
+    /// Reads a whole stream: headers and every audio packet.
+    public static func read(_ bytes: [UInt8]) throws(OggOpusError) -> (head: OpusHead, tags: OpusTags, packets: [OggOpusPacket]) {
+        var reader = OggOpusReader()
+        reader.append(bytes)
+        var packets: [OggOpusPacket] = []
+        while let packet = try reader.nextPacket() { packets.append(packet) }
+        guard let head = reader.head, let tags = reader.tags else { throw .missingHeaders }
+        return (head, tags, packets)
+    }
+}
