@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C system libraries, found through pkg-config.
@@ -30,8 +31,16 @@ let package = Package(
 
         // Ring 1 + 2: wire codecs and sans-IO cores.
         .target(name: "Wire", swiftSettings: strict),
-        .target(name: "ICE", dependencies: ["Wire", "COpenSSL", "CShims"], swiftSettings: strict),
-        .target(name: "DTLS", dependencies: ["COpenSSL", "CSRTP", "CShims"], swiftSettings: strict),
+        .target(
+            name: "ICE",
+            dependencies: [
+                "Wire", "COpenSSL", "CShims",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "DTLS", dependencies: ["Wire", "COpenSSL", "CSRTP", "CShims"], swiftSettings: strict),
         .target(name: "RTP", dependencies: ["Wire", "COpus", "CALSA", "CShims"], swiftSettings: strict),
         .target(name: "SDP", swiftSettings: strict),
         .target(name: "Signaling", swiftSettings: strict),
@@ -52,8 +61,8 @@ let package = Package(
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE"], path: "Benchmarks/peerd-bench"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "ICETests", dependencies: ["ICE"]),
-        .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
+        .testTarget(name: "ICETests", dependencies: ["ICE", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "DTLSTests", dependencies: ["DTLS", "Wire", "COpenSSL", "CSRTP", "CShims"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),

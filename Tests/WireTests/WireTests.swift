@@ -81,3 +81,21 @@ import Testing
         }
     }
 }
+
+@Suite struct PacketClassTests {
+    @Test("RFC 7983 first-byte demultiplexing")
+    func demux() {
+        for byte in 0...255 {
+            let expected: PacketClass = switch byte {
+            case 0...3: .stun
+            case 20...63: .dtls
+            case 64...79: .turnChannel
+            case 128...191: .rtpOrRTCP
+            default: .unknown
+            }
+            #expect(PacketClass.classify(firstByte: UInt8(byte)) == expected)
+        }
+        #expect(PacketClass.classify([UInt8]()) == .unknown)
+        #expect(PacketClass.classify([0x16, 0xfe, 0xfd]) == .dtls)
+    }
+}

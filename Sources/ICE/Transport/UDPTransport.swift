@@ -1,0 +1,195 @@
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A datagram as it arrived: its bytes, who sent it, and which local socket (candidate base) got it.
+public struct ReceivedDatagram: Sendable {
+    public var bytes: [UInt8]
+    public var source: TransportAddress
+    public var local: TransportAddress
+}
+
+/// Errors of the UDP shell.
+public enum UDPTransportError: Error, Equatable, Sendable {
+    case noUsableAddress
+    case bindFailed(address: String, reason: String)
+    case unknownLocalSocket(TransportAddress)
+}
+
+/// The UDP sockets of one ICE component (RTP and RTCP muxed): one socket per local address, all on
+/// one event loop. It carries STUN, DTLS and SRTP alike and hands every datagram, unparsed, to one
+/// receive callback on that loop; RFC 7983 demultiplexing happens in the caller, in one place.
+public final class UDPSocketSet: Sendable {
+    public struct Configuration: Sendable {
+        /// Ports to try, in order (nil: an ephemeral port chosen by the kernel).
+        public var portRange: ClosedRange<UInt16>?
+        /// recvmmsg batch size (NIO's datagramVectorReadMessageCount); 1 disables vector reads.
+        public var vectorReadMessageCount: Int
+        /// SO_RCVBUF / SO_SNDBUF, for servers that take many streams on one socket.
+        public var socketBufferBytes: Int?
+
+        public init(portRange: ClosedRange<UInt16>? = nil, vectorReadMessageCount: Int = 32, socketBufferBytes: Int? = nil) {
+            self.portRange = portRange
+            self.vectorReadMessageCount = vectorReadMessageCount
+            self.socketBufferBytes = socketBufferBytes
+        }
+    }
+
+    /// Largest datagram received whole (larger ones are truncated by the kernel and then fail to parse).
+    public static let maximumDatagramSize = 2048
+
+    public let eventLoop: any EventLoop
+    /// Bound sockets by their local transport address (the candidate bases).
+    public let sockets: [TransportAddress: any Channel]
+
+    public var localAddresses: [TransportAddress] { sockets.keys.sorted { $0.description < $1.description } }
+
+    private init(eventLoop: any EventLoop, sockets: [TransportAddress: any Channel]) {
+        self.eventLoop = eventLoop
+        self.sockets = sockets
+    }
+
+    /// Binds one socket per address on `eventLoop`. `onReceive` and `onReadComplete` run on that loop:
+    /// the second after each batch of reads, a good moment to flush what the batch produced.
+    public static func bind(
+        addresses: [IPAddress],
+        configuration: Configuration = .init(),
+        eventLoop: any EventLoop,
+        onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+        onReadComplete: @escaping @Sendable () -> Void = {}
+    ) async throws -> UDPSocketSet {
+        guard !addresses.isEmpty else { throw UDPTransportError.noUsableAddress }
+        var sockets: [TransportAddress: any Channel] = [:]
+        do {
+            for ip in addresses {
+                let channel = try await bindOne(ip: ip, configuration: configuration, eventLoop: eventLoop,
+                                                onReceive: onReceive, onReadComplete: onReadComplete)
+                guard let local = channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) else {
+                    try? await channel.close()
+                    throw UDPTransportError.bindFailed(address: ip.description, reason: "no local address")
+                }
+                sockets[local] = channel
+            }
+        } catch {
+            for channel in sockets.values { try? await channel.close() }
+            throw error
+        }
+        return UDPSocketSet(eventLoop: eventLoop, sockets: sockets)
+    }
+
+    private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
+                                onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                                onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
+        var bootstrap = DatagramBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        UDPReceiveHandler(onReceive: onReceive, onReadComplete: onReadComplete))
+                }
+            }
+        // NIO splits one receive buffer across a vector read: give each message room for a full datagram.
+        let messages = max(1, configuration.vectorReadMessageCount)
+        bootstrap = bootstrap.channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: messages * Self.maximumDatagramSize))
+        if messages > 1 {
+            bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: messages)
+        }
+        if let bytes = configuration.socketBufferBytes {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
+                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+        }
+        let ports: [UInt16] = configuration.portRange.map { Array($0) } ?? [0]
+        var lastError: (any Error)?
+        for port in ports {
+            do {
+                return try await bootstrap.bind(to: TransportAddress(ip: ip, port: port).socketAddress).get()
+            } catch {
+                lastError = error
+            }
+        }
+        throw UDPTransportError.bindFailed(address: ip.description, reason: "\(lastError.map { "\($0)" } ?? "no port")")
+    }
+
+    /// Queues a datagram on the socket bound to `local`. Call on `eventLoop`; `flush()` sends the batch.
+    public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) throws(UDPTransportError) {
+        guard let channel = sockets[local] else { throw .unknownLocalSocket(local) }
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        channel.write(AddressedEnvelope(remoteAddress: remote.socketAddress, data: buffer), promise: nil)
+    }
+
+    public func flush() {
+        for channel in sockets.values { channel.flush() }
+    }
+
+    public func close() async {
+        for channel in sockets.values { try? await channel.close() }
+    }
+}
+
+/// Thin: turns each received envelope into a `ReceivedDatagram` for the owner's callback.
+final class UDPReceiveHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    /// The socket's bound address, read once the channel is bound (the initializer runs before bind).
+    var local: TransportAddress?
+    let onReceive: @Sendable (ReceivedDatagram) -> Void
+    let onReadComplete: @Sendable () -> Void
+
+    init(onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+        self.onReceive = onReceive
+        self.onReadComplete = onReadComplete
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        if local == nil { local = context.channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) }
+        guard let source = TransportAddress(socketAddress: envelope.remoteAddress), let local else { return }
+        let bytes = envelope.data.withUnsafeReadableBytes { [UInt8]($0) }
+        onReceive(ReceivedDatagram(bytes: bytes, source: source, local: local))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        onReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port unreachable and similar surface here; a UDP socket stays usable.
+    }
+}
+
+extension TransportAddress {
+    /// From a NIO socket address (IPv4 or IPv6; nil for Unix sockets).
+    public init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let address):
+            self.init(ip: .v4(UInt32(bigEndian: address.address.sin_addr.s_addr)), port: UInt16(bigEndian: address.address.sin_port))
+        case .v6(let address):
+            let bytes = withUnsafeBytes(of: address.address.sin6_addr) { [UInt8]($0) }
+            guard let ip = IPAddress(bytes: bytes[...]) else { return nil }
+            self.init(ip: ip, port: UInt16(bigEndian: address.address.sin6_port))
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// As a NIO socket address, built directly from the bytes (no text round trip).
+    public var socketAddress: SocketAddress {
+        switch ip {
+        case .v4(let value):
+            var raw = sockaddr_in()
+            raw.sin_family = sa_family_t(AF_INET)
+            raw.sin_port = port.bigEndian
+            raw.sin_addr.s_addr = value.bigEndian
+            return SocketAddress(raw, host: "")
+        case .v6:
+            var raw = sockaddr_in6()
+            raw.sin6_family = sa_family_t(AF_INET6)
+            raw.sin6_port = port.bigEndian
+            let bytes = ip.bytes
+            withUnsafeMutableBytes(of: &raw.sin6_addr) { $0.copyBytes(from: bytes) }
+            return SocketAddress(raw, host: "")
+        }
+    }
+}
