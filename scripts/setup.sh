@@ -17,13 +17,24 @@ for package in "${packages[@]}"; do
     fi
 done
 
-if (( ${#missing[@]} == 0 )); then
-    echo "setup: all ${#packages[@]} Debian packages already installed"
-    exit 0
-fi
-
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+if (( ${#missing[@]} == 0 )); then
+    echo "setup: all ${#packages[@]} Debian packages already installed"
+else
+    echo "setup: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Independent peers the interop tests run against, from PyPI.
+if [[ "${1:-}" == "--with-test-tools" ]]; then
+    python_packages=(aioice)
+    for package in "${python_packages[@]}"; do
+        if ! python3 -c "import $package" 2>/dev/null; then
+            echo "setup: pip install $package"
+            python3 -m pip install --quiet --disable-pip-version-check "$package"
+        fi
+    done
+fi
