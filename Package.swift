@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "RTP", targets: ["RTP"]),
         .library(name: "SDP", targets: ["SDP"]),
         .library(name: "Signaling", targets: ["Signaling"]),
+        .library(name: "PeerConnection", targets: ["PeerConnection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,12 +45,14 @@ let package = Package(
         .target(name: "RTP", dependencies: ["Wire", "COpus", "CALSA", "CShims"], swiftSettings: strict),
         .target(name: "SDP", swiftSettings: strict),
         .target(name: "Signaling", swiftSettings: strict),
+        // JSEP and the peer connection: composes ICE, DTLS-SRTP and RTP (embeddable without the CLI).
+        .target(name: "PeerConnection", dependencies: ["Wire", "SDP", "ICE", "DTLS", "RTP"], swiftSettings: strict),
 
         // Ring 3: the headless peer.
         .executableTarget(
             name: "peerd",
             dependencies: [
-                "ICE", "DTLS", "RTP", "SDP", "Signaling", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
+                "ICE", "DTLS", "RTP", "SDP", "Signaling", "PeerConnection", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
+        .testTarget(name: "PeerConnectionTests", dependencies: ["PeerConnection", "SDP", "ICE", "DTLS", "RTP", "Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )
