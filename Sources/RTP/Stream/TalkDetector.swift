@@ -1,0 +1,89 @@
+// Speaking start/stop detection from RFC 6464 audio levels or decoded PCM.
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A speaking transition.
+public enum TalkEvent: Sendable, Equatable {
+    case started(at: MonotonicTime)
+    case stopped(at: MonotonicTime)
+}
+
+/// Settings of a `TalkDetector`.
+public struct TalkDetectorConfiguration: Sendable, Equatable {
+    /// Averaging window (Janus: 100 packets ≈ 2 s).
+    public var window: Duration
+    /// Speaking starts when the window's average level (-dBov) is at or below this.
+    public var startLevel: Double
+    /// Speaking stops when the average rises above this (≥ `startLevel`: hysteresis).
+    public var stopLevel: Double
+
+    public init(window: Duration = .seconds(2), startLevel: Double = 25, stopLevel: Double = 35) {
+        self.window = window
+        self.startLevel = startLevel
+        self.stopLevel = max(startLevel, stopLevel)
+    }
+}
+
+/// Turns a stream of audio levels (RFC 6464 -dBov, 0 loudest, 127 silence) into speaking
+/// start/stop events: a sliding-window average (in the power domain, so short pauses between
+/// words do not dominate) with hysteresis. Works on the ssrc-audio-level
+/// values of received packets, on levels measured from decoded PCM (`add(pcm:)`) when the
+/// extension is absent, and on one's own outgoing audio alike. A gap in the levels (DTX, no
+/// packets) counts as silence.
+public struct TalkDetector: Sendable {
+    public let configuration: TalkDetectorConfiguration
+    public private(set) var isSpeaking = false
+    private var levels: [(time: MonotonicTime, level: Double, duration: Duration)] = []
+    private var head = 0
+
+    public init(configuration: TalkDetectorConfiguration = TalkDetectorConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Adds the level of a packet covering `duration` that arrived at `time`; returns an event on a transition.
+    public mutating func add(level: UInt8, at time: MonotonicTime, duration: Duration = .milliseconds(20)) -> TalkEvent? {
+        levels.append((time, Double(min(level, 127)), duration))
+        return evaluate(now: time)
+    }
+
+    /// Adds a frame of decoded PCM (its RMS level in -dBov).
+    public mutating func add(pcm: [Int16], at time: MonotonicTime, sampleRate: Int = 48_000) -> TalkEvent? {
+        let duration = Duration.nanoseconds(Int64(pcm.count) * 1_000_000_000 / Int64(max(1, sampleRate)))
+        return add(level: audioLevel(pcm: pcm), at: time, duration: duration)
+    }
+
+    /// Re-evaluates at `now` without a new level (packets stopped: the window fills with silence).
+    public mutating func evaluate(now: MonotonicTime) -> TalkEvent? {
+        let windowStart = now - configuration.window
+        while head < levels.count, levels[head].time <= windowStart { head += 1 }
+        if head > 256 { levels.removeFirst(head); head = 0 }
+        let average = windowLevel()
+        if !isSpeaking {
+            if average <= configuration.startLevel {
+                isSpeaking = true
+                return .started(at: now)
+            }
+        } else if average > configuration.stopLevel {
+            isSpeaking = false
+            return .stopped(at: now)
+        }
+        return nil
+    }
+
+    /// The current window average in -dBov (127 when empty).
+    public var averageLevel: Double { windowLevel() }
+
+    /// Power average over the window (levels converted to power, time-weighted; time without
+    /// levels counts as silence), back in -dBov, at most 127.
+    private func windowLevel() -> Double {
+        var power = 0.0
+        for i in head..<levels.count where levels[i].level < 127 {
+            power += pow(10, -levels[i].level / 10) * levels[i].duration.seconds
+        }
+        let mean = power / max(configuration.window.seconds, 1e-3)
+        guard mean > 0 else { return 127 }
+        return min(127, -10 * log10(mean))
+    }
+}
