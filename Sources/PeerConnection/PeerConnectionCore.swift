@@ -1,0 +1,473 @@
+import DTLS
+import ICE
+import RTP
+import SDP
+import Wire
+
+/// Settings of one peer connection. Non-standard knobs live here, not on the API.
+public struct PeerConnectionConfiguration: Sendable {
+    public var certificate: DTLSCertificate
+    public var ice: ICEAgentConfiguration
+    public var stunServers: [TransportAddress]
+    public var srtpProfiles: [SRTPProfile]
+    /// Whether we have audio to send (sendrecv) or only listen (recvonly).
+    public var sendsAudio: Bool
+    /// Trickle ICE (candidates signalled one by one) or full SDP (all candidates inside).
+    public var trickle: Bool
+    public var ssrc: UInt32
+    public var cname: String
+    public var streamID: String
+
+    public init(certificate: DTLSCertificate, ice: ICEAgentConfiguration = ICEAgentConfiguration(), stunServers: [TransportAddress] = [],
+                srtpProfiles: [SRTPProfile] = SRTPProfile.defaultPreference, sendsAudio: Bool = true, trickle: Bool = true,
+                ssrc: UInt32 = UInt32.random(in: 1...UInt32.max), cname: String = "peerd-" + String(UInt32.random(in: 0...UInt32.max), radix: 36),
+                streamID: String = "peerd") {
+        self.certificate = certificate
+        self.ice = ice
+        self.stunServers = stunServers
+        self.srtpProfiles = srtpProfiles
+        self.sendsAudio = sendsAudio
+        self.trickle = trickle
+        self.ssrc = ssrc
+        self.cname = cname
+        self.streamID = streamID
+    }
+}
+
+/// Why a connection failed or a call was refused.
+public enum PeerConnectionError: Error, Equatable, Sendable {
+    case negotiation(NegotiationError)
+    case wrongSignalingState(String)
+    case dtls(DTLSError)
+    case srtp(String)
+    case iceFailed
+    case consentLost
+    case closed
+}
+
+/// The JSEP signaling state (RFC 9429 section 3.2).
+public enum SignalingState: String, Sendable {
+    case stable, haveLocalOffer = "have-local-offer", haveRemoteOffer = "have-remote-offer", closed
+}
+
+/// What the connection tells its owner.
+public enum PeerConnectionEvent: Sendable {
+    /// A local candidate to signal (trickle).
+    case localCandidate(Candidate)
+    case gatheringComplete
+    case iceStateChanged(ICEConnectionState)
+    case selectedPairChanged(ICECandidatePair)
+    /// DTLS is up and SRTP keys are installed: media can flow.
+    case connected(profile: SRTPProfile)
+    /// An SRTP packet decrypted and parsed. Its payload is a slice of the received datagram.
+    case rtp(RTPPacket)
+    case rtcp(RTCPCompoundPacket)
+    case failed(PeerConnectionError)
+    case closed
+}
+
+/// Drop and error counters, for logs and metrics.
+public struct PeerConnectionCounters: Sendable, Equatable {
+    public var datagramsReceived = 0
+    public var bytesReceived = 0
+    public var datagramsSent = 0
+    public var bytesSent = 0
+    public var rtpReceived = 0
+    public var rtcpReceived = 0
+    public var rtpSent = 0
+    public var rtcpSent = 0
+    /// Media from an address ICE has not validated.
+    public var droppedUnknownSource = 0
+    /// Media before SRTP keys exist.
+    public var droppedBeforeKeys = 0
+    public var srtpFailures = 0
+    public var malformedRTP = 0
+    public var malformedRTCP = 0
+    /// First byte outside RFC 7983's ranges.
+    public var droppedUnknownClass = 0
+    public init() {}
+}
+
+/// One peer connection, sans-IO: ICE, DTLS-SRTP and JSEP for one audio section, demultiplexed in one
+/// place (RFC 7983). Fed datagrams and time; returns datagrams to send, a next timeout and events.
+///
+/// Not thread-safe by design: it is confined to the event loop (or actor) that drives it.
+public final class PeerConnectionCore {
+    public let configuration: PeerConnectionConfiguration
+    public let localCredentials: ICECredentials
+    public private(set) var signalingState: SignalingState = .stable
+    public private(set) var counters = PeerConnectionCounters()
+    /// What was negotiated for audio, once a description pair is complete.
+    public private(set) var audio: NegotiatedAudio?
+    public private(set) var remoteTransport: RemoteTransport?
+    public private(set) var iceState: ICEConnectionState = .new
+    public private(set) var isConnected = false
+    public private(set) var srtpProfile: SRTPProfile?
+
+    private var agent: ICEAgent?
+    private var dtls: DTLSEndpoint?
+    private var srtp: SRTPSession?
+    private var pendingLocalOffer: SessionDescription?
+    private var lastLocalDescription: SessionDescription?
+    private var hostCandidates: [(candidate: Candidate, base: TransportAddress)] = []
+    private var localCandidatesComplete = false
+    private var sessionVersion: UInt64 = 1
+    private let sessionID = UInt64.random(in: 1...(UInt64(1) << 62))
+    private var dtlsPeer: (local: TransportAddress, remote: TransportAddress)?
+    private var events: [PeerConnectionEvent] = []
+    private var eventHead = 0
+    private var transmits: [(bytes: [UInt8], from: TransportAddress, to: TransportAddress)] = []
+    private var transmitHead = 0
+    private var isClosed = false
+
+    public init(configuration: PeerConnectionConfiguration, localCredentials: ICECredentials = .random()) {
+        self.configuration = configuration
+        self.localCredentials = localCredentials
+    }
+
+    // MARK: Local candidates
+
+    /// Host candidates for the sockets the shell bound (their addresses are the bases).
+    public func addHostCandidates(_ bases: [TransportAddress]) {
+        for (index, base) in bases.enumerated() where !hostCandidates.contains(where: { $0.base == base }) {
+            // Prefer IPv4 over IPv6 slightly less than browsers do; distinct local preferences keep priorities unique.
+            let preference = UInt16(clamping: (base.ip.isIPv4 ? 60_000 : 50_000) - index)
+            let candidate = Candidate(foundation: String(CRC32.checksum(Array(base.ip.description.utf8)) % 1_000_000_000),
+                                      priority: Candidate.priority(type: .host, localPreference: preference),
+                                      address: .ip(base.ip), port: base.port, type: .host,
+                                      extensions: [.init(name: "generation", value: "0")])
+            hostCandidates.append((candidate, base))
+            agent?.addLocalCandidate(candidate, base: base)
+            emit(.localCandidate(candidate))
+        }
+    }
+
+    /// No more host candidates will come (STUN gathering may still be running in the agent).
+    public func endOfLocalCandidates() {
+        localCandidatesComplete = true
+        agent?.endOfLocalCandidates()
+        if agent == nil && configuration.stunServers.isEmpty { emit(.gatheringComplete) }
+    }
+
+    public var localCandidates: [Candidate] {
+        hostCandidates.map(\.candidate) + (agent?.localCandidates.filter { $0.type != .host } ?? [])
+    }
+
+    // MARK: Signaling
+
+    /// Creates our offer (`have-local-offer`). With full SDP, call it after gathering completes.
+    public func createOffer(now: MonotonicTime) throws(PeerConnectionError) -> SessionDescription {
+        guard !isClosed else { throw .closed }
+        guard signalingState == .stable else { throw .wrongSignalingState("createOffer in \(signalingState.rawValue)") }
+        ensureAgent(role: .controlling, now: now)
+        let offer = JSEP.makeOffer(localParameters())
+        pendingLocalOffer = offer
+        signalingState = .haveLocalOffer
+        return offer
+    }
+
+    /// Drops our pending offer (the polite side on glare), back to `stable`.
+    public func rollback() {
+        guard signalingState == .haveLocalOffer else { return }
+        pendingLocalOffer = nil
+        signalingState = .stable
+    }
+
+    /// Applies the remote answer to our pending offer.
+    public func setRemoteAnswer(_ answer: SessionDescription, now: MonotonicTime) throws(PeerConnectionError) {
+        guard !isClosed else { throw .closed }
+        guard signalingState == .haveLocalOffer, let offer = pendingLocalOffer else {
+            throw .wrongSignalingState("answer in \(signalingState.rawValue)")
+        }
+        let negotiated: (audio: NegotiatedAudio, transport: RemoteTransport)
+        do { negotiated = try JSEP.acceptAnswer(answer, toOffer: offer) } catch { throw .negotiation(error) }
+        let role: DTLSRole
+        do { role = try DTLSRole.forOfferer(answerSetup: negotiated.transport.setup) } catch {
+            throw .negotiation(.badSetup(negotiated.transport.setup.rawValue))
+        }
+        try apply(audio: negotiated.audio, transport: negotiated.transport, dtlsRole: role, now: now)
+        lastLocalDescription = offer
+        pendingLocalOffer = nil
+        signalingState = .stable
+    }
+
+    /// Answers a remote offer (first negotiation or renegotiation). Returns the answer to send.
+    public func acceptOffer(_ offer: SessionDescription, now: MonotonicTime) throws(PeerConnectionError) -> SessionDescription {
+        guard !isClosed else { throw .closed }
+        guard signalingState == .stable else { throw .wrongSignalingState("offer in \(signalingState.rawValue)") }
+        ensureAgent(role: .controlled, now: now)
+        let negotiated: (answer: SessionDescription, audio: NegotiatedAudio, transport: RemoteTransport)
+        do { negotiated = try JSEP.answer(offer, local: localParameters()) } catch { throw .negotiation(error) }
+        let role: DTLSRole
+        do { role = try DTLSRole.forAnswerer(offerSetup: negotiated.transport.setup).role } catch {
+            throw .negotiation(.badSetup(negotiated.transport.setup.rawValue))
+        }
+        try apply(audio: negotiated.audio, transport: negotiated.transport, dtlsRole: role, now: now)
+        lastLocalDescription = negotiated.answer
+        return negotiated.answer
+    }
+
+    /// A trickled remote candidate (`candidate:...`), before or after the remote description.
+    public func addRemoteCandidate(_ candidate: Candidate) {
+        guard candidate.component == 1 else { return }
+        ensureAgentExists()
+        agent?.addRemoteCandidate(candidate)
+    }
+
+    public func endOfRemoteCandidates() {
+        ensureAgentExists()
+        agent?.endOfRemoteCandidates()
+    }
+
+    private func apply(audio: NegotiatedAudio, transport: RemoteTransport, dtlsRole: DTLSRole, now: MonotonicTime) throws(PeerConnectionError) {
+        let previous = remoteTransport
+        self.audio = audio
+        self.remoteTransport = transport
+        agent?.setRemoteCredentials(ufrag: transport.iceUfrag, pwd: transport.icePwd)
+        for candidate in transport.candidates { agent?.addRemoteCandidate(candidate) }
+        if transport.endOfCandidates { agent?.endOfRemoteCandidates() }
+        // A renegotiation with the same DTLS identity keeps the DTLS association and SRTP keys.
+        if let previous, dtls != nil, previous.fingerprints == transport.fingerprints { return }
+        do {
+            dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
+                                    remoteFingerprints: transport.fingerprints, srtpProfiles: configuration.srtpProfiles)
+        } catch {
+            throw .dtls(error)
+        }
+        srtp = nil
+        isConnected = false
+        if dtlsRole == .server || agent?.selectedPair != nil { startDTLS(now: now) }
+    }
+
+    private func ensureAgentExists() {
+        if agent == nil { ensureAgent(role: .controlled, now: .zero) }
+    }
+
+    private func ensureAgent(role: ICERole, now: MonotonicTime) {
+        guard agent == nil else { return }
+        var agent = ICEAgent(role: role, localCredentials: localCredentials, configuration: configuration.ice)
+        for server in configuration.stunServers { agent.addSTUNServer(server) }
+        for host in hostCandidates { agent.addLocalCandidate(host.candidate, base: host.base) }
+        if localCandidatesComplete { agent.endOfLocalCandidates() }
+        self.agent = agent
+    }
+
+    private func localParameters() -> LocalDescriptionParameters {
+        sessionVersion += 1
+        return LocalDescriptionParameters(
+            iceUfrag: localCredentials.ufrag, icePwd: localCredentials.pwd,
+            fingerprint: configuration.certificate.fingerprint, ssrc: configuration.ssrc, cname: configuration.cname,
+            streamID: configuration.streamID, trackID: "audio-\(configuration.ssrc)", sendsAudio: configuration.sendsAudio,
+            candidates: configuration.trickle ? [] : localCandidates, gatheringComplete: !configuration.trickle,
+            trickle: configuration.trickle, sessionID: sessionID, sessionVersion: sessionVersion)
+    }
+
+    private var startedDTLS = false
+
+    private func startDTLS(now: MonotonicTime) {
+        guard let dtls, dtls.state == .idle else { return }
+        dtls.start(now: now)
+        startedDTLS = true
+        drainDTLS(now: now)
+    }
+
+    // MARK: Input
+
+    /// One datagram from the socket set: demultiplexed here, by first byte (RFC 7983), in one place.
+    public func handleDatagram(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime) {
+        guard !isClosed, let first = datagram.first else { return }
+        counters.datagramsReceived += 1
+        counters.bytesReceived += datagram.count
+        switch PacketClass.classify(firstByte: first) {
+        case .stun:
+            ensureAgentExists()
+            _ = agent?.handleDatagram(datagram, from: source, to: local, now: now)
+            drainAgent(now: now)
+        case .dtls:
+            guard let dtls, agent?.isKnownRemote(source) == true else {
+                counters.droppedUnknownSource += 1
+                return
+            }
+            if dtlsPeer == nil || agent?.selectedPair == nil { dtlsPeer = (local, source) }
+            if !startedDTLS { startDTLS(now: now) }
+            dtls.handleDatagram(datagram, now: now)
+            drainDTLS(now: now)
+        case .rtpOrRTCP:
+            receiveMedia(datagram, from: source, now: now)
+        case .turnChannel, .unknown:
+            counters.droppedUnknownClass += 1
+        }
+    }
+
+    private func receiveMedia(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) {
+        guard let srtp else { counters.droppedBeforeKeys += 1; return }
+        guard agent?.isKnownRemote(source) == true else { counters.droppedUnknownSource += 1; return }
+        var packet = datagram
+        if packet.count >= 2, isRTCP(secondByte: packet[1]) {
+            do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return }
+            do {
+                let compound = try RTCPCompoundPacket(parsing: packet)
+                counters.rtcpReceived += 1
+                emit(.rtcp(compound))
+            } catch {
+                counters.malformedRTCP += 1
+            }
+        } else {
+            do { try srtp.unprotectRTP(&packet) } catch { counters.srtpFailures += 1; return }
+            do {
+                let rtp = try RTPPacket(parsing: packet)
+                counters.rtpReceived += 1
+                emit(.rtp(rtp))
+            } catch {
+                counters.malformedRTP += 1
+            }
+        }
+    }
+
+    public func handleTimeout(now: MonotonicTime) {
+        guard !isClosed else { return }
+        if let deadline = agent?.nextTimeout, deadline <= now {
+            agent?.handleTimeout(now: now)
+        }
+        drainAgent(now: now)
+        if let dtls, let deadline = dtls.nextTimeout, deadline <= now {
+            dtls.handleTimeout(now: now)
+            drainDTLS(now: now)
+        }
+    }
+
+    public var nextTimeout: MonotonicTime? {
+        [agent?.nextTimeout, dtls?.nextTimeout].compactMap { $0 }.min()
+    }
+
+    // MARK: Output
+
+    /// Protects and queues an RTP packet (built by the send stream) on the selected path.
+    public func sendRTP(_ packet: [UInt8]) {
+        guard let srtp, let path = mediaPath else { return }
+        var bytes = packet
+        bytes.reserveCapacity(packet.count + SRTPSession.maxTrailerLength)
+        do { try srtp.protectRTP(&bytes) } catch { counters.srtpFailures += 1; return }
+        counters.rtpSent += 1
+        queue(bytes, from: path.local, to: path.remote)
+    }
+
+    /// Protects and queues an RTCP compound packet.
+    public func sendRTCP(_ packet: [UInt8]) {
+        guard let srtp, let path = mediaPath else { return }
+        var bytes = packet
+        do { try srtp.protectRTCP(&bytes) } catch { counters.srtpFailures += 1; return }
+        counters.rtcpSent += 1
+        queue(bytes, from: path.local, to: path.remote)
+    }
+
+    public func pollTransmit() -> (bytes: [UInt8], from: TransportAddress, to: TransportAddress)? {
+        guard transmitHead < transmits.count else { return nil }
+        let next = transmits[transmitHead]
+        transmitHead += 1
+        if transmitHead == transmits.count {
+            transmits.removeAll(keepingCapacity: true)
+            transmitHead = 0
+        }
+        return next
+    }
+
+    public func pollEvent() -> PeerConnectionEvent? {
+        guard eventHead < events.count else { return nil }
+        let next = events[eventHead]
+        eventHead += 1
+        if eventHead == events.count {
+            events.removeAll(keepingCapacity: true)
+            eventHead = 0
+        }
+        return next
+    }
+
+    /// Sends DTLS close_notify (after the caller's RTCP BYE) and stops.
+    public func close(now: MonotonicTime) {
+        guard !isClosed else { return }
+        if let dtls {
+            dtls.close(now: now)
+            drainDTLS(now: now)
+        }
+        agent?.close()
+        isClosed = true
+        signalingState = .closed
+        emit(.closed)
+    }
+
+    public var selectedPair: ICECandidatePair? { agent?.selectedPair }
+    public var iceStats: ICEAgentStats? { agent?.stats }
+    public var srtpStatistics: SRTPStatistics? { srtp?.statistics }
+
+    // MARK: Internals
+
+    private var mediaPath: (local: TransportAddress, remote: TransportAddress)? {
+        if let pair = agent?.selectedPair { return (pair.localBase, pair.remoteAddress) }
+        return dtlsPeer
+    }
+
+    private func queue(_ bytes: [UInt8], from: TransportAddress, to: TransportAddress) {
+        counters.datagramsSent += 1
+        counters.bytesSent += bytes.count
+        transmits.append((bytes, from, to))
+    }
+
+    private func emit(_ event: PeerConnectionEvent) { events.append(event) }
+
+    private func drainAgent(now: MonotonicTime) {
+        guard agent != nil else { return }
+        while let transmit = agent?.pollTransmit() {
+            // Relay candidates are not gathered yet (no TURN allocation attached), so no relayed transmits occur.
+            queue(transmit.bytes, from: transmit.source, to: transmit.destination)
+        }
+        while let event = agent?.pollEvent() {
+            switch event {
+            case .localCandidate(let candidate):
+                emit(.localCandidate(candidate))
+            case .gatheringComplete:
+                emit(.gatheringComplete)
+            case .stateChanged(let state):
+                iceState = state
+                emit(.iceStateChanged(state))
+                if state == .failed { emit(.failed(.iceFailed)) }
+            case .selectedPairChanged(let pair):
+                dtlsPeer = (pair.localBase, pair.remoteAddress)
+                emit(.selectedPairChanged(pair))
+                if dtls != nil, !startedDTLS { startDTLS(now: now) }
+            case .consentLost:
+                emit(.failed(.consentLost))
+            case .roleChanged:
+                break
+            }
+        }
+    }
+
+    private func drainDTLS(now: MonotonicTime) {
+        guard let dtls else { return }
+        while let bytes = dtls.pollTransmit() {
+            guard let path = mediaPath else { continue }
+            queue(bytes, from: path.local, to: path.remote)
+        }
+        while let event = dtls.pollEvent() {
+            switch event {
+            case .connected(let profile, let keys, _):
+                do {
+                    srtp = try SRTPSession(profile: profile, keys: keys)
+                    srtpProfile = profile
+                    isConnected = true
+                    emit(.connected(profile: profile))
+                } catch {
+                    emit(.failed(.srtp("\(error)")))
+                }
+            case .applicationData:
+                break
+            case .closed:
+                isConnected = false
+            case .failed(let error):
+                isConnected = false
+                emit(.failed(.dtls(error)))
+            }
+        }
+    }
+}
