@@ -46,7 +46,11 @@ let package = Package(
         .target(name: "SDP", swiftSettings: strict),
         .target(name: "Signaling", swiftSettings: strict),
         // JSEP and the peer connection: composes ICE, DTLS-SRTP and RTP (embeddable without the CLI).
-        .target(name: "PeerConnection", dependencies: ["Wire", "SDP", "ICE", "DTLS", "RTP"], swiftSettings: strict),
+        .target(
+            name: "PeerConnection",
+            dependencies: ["Wire", "SDP", "ICE", "DTLS", "RTP", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
 
         // Ring 3: the headless peer.
         .executableTarget(
@@ -69,7 +73,10 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
-        .testTarget(name: "PeerConnectionTests", dependencies: ["PeerConnection", "SDP", "ICE", "DTLS", "RTP", "Wire"]),
+        .testTarget(
+            name: "PeerConnectionTests",
+            dependencies: ["PeerConnection", "SDP", "ICE", "DTLS", "RTP", "Wire", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

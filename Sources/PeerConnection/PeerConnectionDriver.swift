@@ -1,0 +1,117 @@
+import ICE
+import NIOCore
+import Wire
+
+/// Runs a `PeerConnectionCore` on one SwiftNIO event loop with its own UDP sockets: datagrams in,
+/// timers, transmits out (batched, flushed after each read batch), events to the owner's handler.
+///
+/// Thread-safety: every mutable member is touched only on `eventLoop` (checked with
+/// `eventLoop.preconditionInEventLoop()` in debug builds); that confinement is why the
+/// `@unchecked Sendable` below is safe.
+public final class PeerConnectionDriver: @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    public let core: PeerConnectionCore
+    public private(set) var sockets: UDPSocketSet?
+    private var eventHandler: (PeerConnectionEvent) -> Void = { _ in }
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: MonotonicTime?
+    private var closed = false
+
+    init(core: PeerConnectionCore, eventLoop: any EventLoop) {
+        self.core = core
+        self.eventLoop = eventLoop
+    }
+
+    /// Binds one UDP socket per admitted local address, adds them as host candidates, and starts.
+    /// `onEvent` runs on `eventLoop` for every event of the core.
+    public static func start(configuration: PeerConnectionConfiguration, interfaces: InterfaceFilter,
+                             sockets socketConfiguration: UDPSocketSet.Configuration = .init(),
+                             eventLoop: any EventLoop,
+                             onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void) async throws -> PeerConnectionDriver {
+        let core = PeerConnectionCore(configuration: configuration)
+        let driver = PeerConnectionDriver(core: core, eventLoop: eventLoop)
+        let addresses = NetworkInterfaces.addresses().filter { interfaces.admits($0) }.map(\.address)
+        let unique = addresses.reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
+        let sockets = try await UDPSocketSet.bind(
+            addresses: unique, configuration: socketConfiguration, eventLoop: eventLoop,
+            onReceive: { [driver] datagram in driver.receive(datagram) },
+            onReadComplete: { [driver] in driver.flush() })
+        try await eventLoop.submit {
+            driver.sockets = sockets
+            driver.eventHandler = onEvent
+            core.addHostCandidates(sockets.localAddresses)
+            core.endOfLocalCandidates()
+            driver.pump()
+        }.get()
+        return driver
+    }
+
+    /// Runs `body` with the core on the event loop, then sends what it produced.
+    @discardableResult
+    public func withCore<T: Sendable>(_ body: @escaping @Sendable (PeerConnectionCore) throws -> T) async throws -> T {
+        try await eventLoop.submit { [self] in
+            let result = try body(core)
+            pump()
+            return result
+        }.get()
+    }
+
+    /// The same, for callers already on the event loop.
+    public func withCoreOnLoop<T>(_ body: (PeerConnectionCore) throws -> T) rethrows -> T {
+        eventLoop.preconditionInEventLoop()
+        let result = try body(core)
+        pump()
+        return result
+    }
+
+    /// Closes the connection (DTLS close_notify) and its sockets.
+    public func close() async {
+        try? await eventLoop.submit { [self] in
+            core.close(now: .now())
+            pump()
+            flush()
+            closed = true
+            timer?.cancel()
+        }.get()
+        await sockets?.close()
+    }
+
+    private func receive(_ datagram: ReceivedDatagram) {
+        guard !closed else { return }
+        core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
+        drain()
+    }
+
+    private func flush() {
+        sockets?.flush()
+        armTimer()
+    }
+
+    /// Drains events and transmits, flushes, and re-arms the timer.
+    func pump() {
+        drain()
+        flush()
+    }
+
+    private func drain() {
+        while let event = core.pollEvent() { eventHandler(event) }
+        guard let sockets else { return }
+        while let transmit = core.pollTransmit() {
+            try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
+        }
+    }
+
+    private func armTimer() {
+        guard !closed, let deadline = core.nextTimeout else { return }
+        if let current = timerDeadline, current <= deadline, timer != nil { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let nioDeadline = NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))
+        timer = eventLoop.scheduleTask(deadline: nioDeadline) { [self] in
+            timer = nil
+            timerDeadline = nil
+            core.handleTimeout(now: .now())
+            pump()
+        }
+    }
+}
