@@ -20,6 +20,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C system libraries, found through pkg-config.
@@ -44,7 +49,24 @@ let package = Package(
         .target(name: "DTLS", dependencies: ["Wire", "COpenSSL", "CSRTP", "CShims"], swiftSettings: strict),
         .target(name: "RTP", dependencies: ["Wire", "COpus", "CALSA", "CShims"], swiftSettings: strict),
         .target(name: "SDP", swiftSettings: strict),
-        .target(name: "Signaling", swiftSettings: strict),
+        .target(
+            name: "Signaling",
+            dependencies: [
+                "Wire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Web")],
+            swiftSettings: strict
+        ),
         // JSEP and the peer connection: composes ICE, DTLS-SRTP and RTP (embeddable without the CLI).
         .target(
             name: "PeerConnection",
@@ -58,6 +80,9 @@ let package = Package(
             dependencies: [
                 "ICE", "DTLS", "RTP", "SDP", "Signaling", "PeerConnection", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -72,7 +97,15 @@ let package = Package(
         .testTarget(name: "DTLSTests", dependencies: ["DTLS", "Wire", "COpenSSL", "CSRTP", "CShims"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
-        .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
+        .testTarget(
+            name: "SignalingTests",
+            dependencies: [
+                "Signaling", "Wire",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(
             name: "PeerConnectionTests",
             dependencies: ["PeerConnection", "SDP", "ICE", "DTLS", "RTP", "Wire", .product(name: "NIOPosix", package: "swift-nio")]

@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_packages=(libsrtp2-dev libopus-dev libssl-dev libasound2-dev pkgconf)
 # Tools the tests use to check what peerd produces and to run real peers against it.
-test_packages=(opus-tools ffmpeg openssl espeak-ng coturn)
+test_packages=(opus-tools ffmpeg openssl espeak-ng coturn chromium)
 
 packages=("${build_packages[@]}")
 if [[ "${1:-}" == "--with-test-tools" ]]; then packages+=("${test_packages[@]}"); fi
