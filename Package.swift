@@ -93,6 +93,10 @@ let package = Package(
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE"], path: "Benchmarks/peerd-bench"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(
+            name: "PeerdTests",
+            dependencies: ["peerd", "ICE", "Signaling", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "ICETests", dependencies: ["ICE", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS", "Wire", "COpenSSL", "CSRTP", "CShims"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP", "COpus"]),

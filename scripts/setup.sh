@@ -8,7 +8,11 @@ build_packages=(libsrtp2-dev libopus-dev libssl-dev libasound2-dev pkgconf)
 test_packages=(opus-tools ffmpeg openssl espeak-ng coturn chromium)
 
 packages=("${build_packages[@]}")
-if [[ "${1:-}" == "--with-test-tools" ]]; then packages+=("${test_packages[@]}"); fi
+case "${1:-}" in
+    --with-test-tools) packages+=("${test_packages[@]}") ;;
+    # The demo adds a headless Chromium participant when Chromium is installed.
+    --with-browser) packages+=(chromium) ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

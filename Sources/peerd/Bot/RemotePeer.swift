@@ -1,0 +1,91 @@
+import DTLS
+import Foundation
+import ICE
+import PeerConnection
+import RTP
+import Wire
+
+/// What peerd keeps per remote participant: the connection, the streams, the recorder and the
+/// talk detector. Confined to the bot's event loop.
+final class RemotePeer {
+    enum Phase: String { case waitingForOffer, offering, answering, connected, closed }
+
+    let id: String
+    let fileName: String
+    var phase: Phase = .waitingForOffer
+    var driver: PeerConnectionDriver?
+    /// Signals that arrived while the driver was being created.
+    var pendingSignals: [PendingSignal] = []
+    var offerDeadline: MonotonicTime
+    var offerAttempts = 0
+    var sendStream: RTPSendStream?
+    var receiveStream = RTPReceiveStream()
+    var oggRecorder: OggOpusRecorder?
+    var wavRecorder: WAVRecorder?
+    var talk = TalkDetector()
+    var speaking = false
+    var firstAudioAt: MonotonicTime?
+    var packetsReceived = 0
+    var lastLevel: UInt8 = 127
+    var recordingError: String?
+
+    enum PendingSignal {
+        case offer(String)
+        case answer(String)
+        case candidate(String)
+        case endOfCandidates
+    }
+
+    init(id: String, offerDeadline: MonotonicTime) {
+        self.id = id
+        self.fileName = SafeFileName.from(participantID: id)
+        self.offerDeadline = offerDeadline
+    }
+
+    var core: PeerConnectionCore? { driver?.core }
+
+    /// Opens the recording file on the first packet (so a participant who never sends writes nothing).
+    func openRecorder(directory: String?, format: RecordFormat) {
+        guard let directory, oggRecorder == nil, wavRecorder == nil, recordingError == nil else { return }
+        let path = (directory as NSString).appendingPathComponent(fileName + (format == .ogg ? ".ogg" : ".wav"))
+        do {
+            switch format {
+            case .ogg:
+                let output = try OggFileOutput(path: path)
+                oggRecorder = try OggOpusRecorder(output: output, serialNumber: UInt32.random(in: 1...UInt32.max))
+            case .wav:
+                wavRecorder = try WAVRecorder(path: path)
+            }
+        } catch {
+            recordingError = "\(error)"
+        }
+    }
+
+    func record(_ packet: RTPPacket, now: MonotonicTime) {
+        do {
+            try oggRecorder?.receive(packet, arrival: now, wallclock: NTPTime(unixSeconds: Date().timeIntervalSince1970))
+            if let wavRecorder {
+                try wavRecorder.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
+                                        payload: Array(packet.payload), arrival: now)
+            }
+        } catch {
+            recordingError = "\(error)"
+        }
+    }
+
+    func tickRecorder(now: MonotonicTime) {
+        try? oggRecorder?.tick(now: now)
+        try? wavRecorder?.tick(now: now)
+    }
+
+    func finishRecording() {
+        try? oggRecorder?.finish()
+        try? wavRecorder?.finish()
+        oggRecorder = nil
+        wavRecorder = nil
+    }
+}
+
+enum RecordFormat: String, Sendable {
+    case ogg, wav
+}

@@ -1,0 +1,569 @@
+import DTLS
+import Foundation
+import ICE
+import Logging
+import NIOCore
+import PeerConnection
+import RTP
+import SDP
+import Signaling
+import Wire
+
+/// What the bot sends into the room.
+enum OutgoingAudio: Sendable {
+    case silence
+    case tone(Double)
+    case file(String)
+    case alsa(String)
+    case echo
+}
+
+struct RoomBotOptions: Sendable {
+    var url: String
+    var room: String
+    var password: String?
+    var name: String
+    var id: String
+    var recordDirectory: String?
+    var format: RecordFormat = .ogg
+    var audio: OutgoingAudio = .silence
+    var muted = false
+    var stunServers: [TransportAddress] = []
+    var trickle = true
+    var interfaces = InterfaceFilter()
+    /// How long to wait for a participant's offer before offering ourselves.
+    var offerDelay: Duration = .seconds(2)
+    var trustedCAPEM: String?
+}
+
+/// A snapshot for status lines, the demo table and tests.
+struct PeerSummary: Sendable {
+    var id: String
+    var phase: String
+    var packetsReceived: Int
+    var speaking: Bool
+    var recording: String?
+    var iceState: String
+}
+
+/// peerd as a room participant: one peer connection per remote participant, whatever the offer
+/// order; polite on glare; records everyone; sends one shared audio source to all.
+///
+/// Confinement: all mutable state is touched only on `loop` (signaling events hop onto it), which
+/// is why the `@unchecked Sendable` is safe.
+final class RoomBot: @unchecked Sendable {
+    let options: RoomBotOptions
+    let loop: any EventLoop
+    let client: RoomClient
+    let logger: Logger
+    private let certificate: DTLSCertificate
+    private var peers: [String: RemotePeer] = [:]
+    /// Summaries of participants who left (their files are finalized).
+    private var departed: [PeerSummary] = []
+    private var roomMembers: Set<String> = []
+    private var joined = false
+    private let events: EventsLog
+    private var source: (any AudioSource)?
+    private var encoder: OpusEncoder?
+    private var echoFrame: [UInt8]?
+    private var talk = TalkDetector()
+    private var selfSpeaking = false
+    private var muted: Bool
+    private var mediaTask: Scheduled<Void>?
+    private var mediaStart = MonotonicTime.now()
+    private var frameIndex: Int64 = 0
+    private var rng = SystemRandomNumberGenerator()
+    private var stopped = false
+
+    init(options: RoomBotOptions, loop: any EventLoop, logger: Logger) throws {
+        self.options = options
+        self.loop = loop
+        self.logger = logger
+        self.muted = options.muted
+        certificate = try DTLSCertificate.generate()
+        if let directory = options.recordDirectory {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw BotError.recordDirectoryNotWritable(directory)
+            }
+        }
+        events = EventsLog(directory: options.recordDirectory)
+        let participant = Participant(id: options.id, name: options.name, microphoneEnabled: !options.muted)
+        client = RoomClient(configuration: RoomClient.Configuration(url: options.url, participant: participant,
+                                                                    trustedCAPEM: options.trustedCAPEM),
+                            logger: Logger(label: "peerd.signaling"))
+        switch options.audio {
+        case .silence, .echo: source = nil
+        case .tone(let frequency): source = ToneSource(frequency: frequency)
+        case .file(let path): source = try Self.fileSource(path)
+        case .alsa(let device): source = try ALSACapture(device: device)
+        }
+        encoder = try OpusEncoder(channels: 1, application: .voip, frameDuration: .ms20)
+    }
+
+    enum BotError: Error, CustomStringConvertible {
+        case recordDirectoryNotWritable(String)
+        case unsupportedFile(String)
+        var description: String {
+            switch self {
+            case .recordDirectoryNotWritable(let path): "record directory \(path) is not writable"
+            case .unsupportedFile(let path): "\(path): only .ogg/.opus (Ogg Opus) and .wav files can be played"
+            }
+        }
+    }
+
+    static func fileSource(_ path: String) throws -> any AudioSource {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".wav") { return try WAVFileSource(path: path, loop: true) }
+        if lower.hasSuffix(".ogg") || lower.hasSuffix(".opus") {
+            guard let data = FileManager.default.contents(atPath: path) else { throw AudioSourceError.unreadable(path: path) }
+            return try OggOpusFileSource(bytes: [UInt8](data), loop: true)
+        }
+        throw BotError.unsupportedFile(path)
+    }
+
+    var sendsAudio: Bool {
+        if case .silence = options.audio { return false }
+        return true
+    }
+
+    // MARK: Run
+
+    /// Connects, joins and serves until `stop()`.
+    func run() async {
+        await client.start()
+        loop.execute { self.startMediaClock() }
+        for await event in client.events {
+            loop.execute { self.handle(event) }
+            if stopped { break }
+        }
+    }
+
+    /// Leaves the room, closes every connection (RTCP BYE, DTLS close_notify) and finalizes files.
+    func stop() async {
+        let drivers: [PeerConnectionDriver] = (try? await loop.submit {
+            self.stopped = true
+            self.mediaTask?.cancel()
+            var drivers: [PeerConnectionDriver] = []
+            for peer in self.peers.values {
+                self.sendBye(peer)
+                peer.finishRecording()
+                if let driver = peer.driver { drivers.append(driver) }
+                peer.phase = .closed
+                self.events.append("leave", participant: peer.id, fields: ["reason": "peerd stopped"])
+            }
+            return drivers
+        }.get()) ?? []
+        try? await client.leave()
+        for driver in drivers { await driver.close() }
+        await client.stop()
+        try? await loop.submit { self.events.close() }.get()
+    }
+
+    /// Everyone peerd had a connection with: present participants first, then those who left.
+    func summaries() async -> [PeerSummary] {
+        (try? await loop.submit {
+            self.peers.values.sorted { $0.id < $1.id }.map(self.summary) + self.departed
+        }.get()) ?? []
+    }
+
+    private func summary(_ peer: RemotePeer) -> PeerSummary {
+        PeerSummary(id: peer.id, phase: peer.phase.rawValue, packetsReceived: peer.packetsReceived, speaking: peer.speaking,
+                    recording: recordingPath(peer), iceState: peer.core.map { "\($0.iceState)" } ?? "-")
+    }
+
+    func recordingPath(_ peer: RemotePeer) -> String? {
+        guard let directory = options.recordDirectory, peer.packetsReceived > 0 else { return nil }
+        return (directory as NSString).appendingPathComponent(peer.fileName + (options.format == .ogg ? ".ogg" : ".wav"))
+    }
+
+    func setMuted(_ value: Bool) async {
+        try? await loop.submit { self.muted = value }.get()
+        try? await client.setMicrophone(enabled: !value)
+        events.append(value ? "mute" : "unmute", participant: options.id)
+    }
+
+    // MARK: Signaling events
+
+    private func handle(_ event: RoomClient.Event) {
+        switch event {
+        case .connected:
+            logger.info("signaling connected; joining room \(options.room)")
+            joinRoom()
+        case .reconnected(let attempt):
+            logger.notice("signaling reconnected (attempt \(attempt)); rejoined room \(options.room)")
+            events.append("signaling-reconnected", participant: options.id)
+        case .disconnected(let reason, let willRetry):
+            logger.warning("signaling disconnected: \(reason)\(willRetry ? "; reconnecting" : "")")
+        case .message(let message):
+            handle(message)
+        case .invalidMessage(let error):
+            logger.warning("ignored an invalid message from the room server: \(error)")
+        }
+    }
+
+    private func joinRoom() {
+        let room = options.room, password = options.password, muted = self.muted
+        Task {
+            do {
+                try await client.join(room: room, password: password)
+                if muted { try await client.setMicrophone(enabled: false) }
+            } catch {
+                logger.error("could not join room \(room): \(error)")
+            }
+        }
+    }
+
+    private func handle(_ message: ServerMessage) {
+        switch message {
+        case .joinedRoom(let room, _):
+            joined = true
+            logger.info("joined room \(room.id) (\(room.name))")
+        case .roomParticipantsUpdated(let roomID, let participants) where roomID == options.room:
+            updateMembers(participants.map(\.id))
+        case .leftRoom(let roomID, let userID) where roomID == options.room:
+            removeMember(userID, reason: "left")
+        case .signal(let signal):
+            handle(signal)
+        case .microphoneToggled(let userID, let roomID, let enabled) where roomID == options.room:
+            events.append(enabled ? "mic-on" : "mic-off", participant: userID)
+        case .speaking(let userID, let roomID, let speaking) where roomID == options.room && userID != options.id:
+            events.append(speaking ? "speaking-announced" : "silence-announced", participant: userID)
+        case .error(let text):
+            logger.warning("room server error: \(text)")
+        default:
+            break
+        }
+    }
+
+    private func updateMembers(_ ids: [String]) {
+        let now = MonotonicTime.now()
+        let current = Set(ids).subtracting([options.id])
+        for id in current.subtracting(roomMembers) {
+            events.append("join", participant: id)
+            logger.info("participant \(id) joined")
+        }
+        for id in roomMembers.subtracting(current) { removeMember(id, reason: "left") }
+        roomMembers = current
+        for id in current where peers[id] == nil {
+            let peer = RemotePeer(id: id, offerDeadline: now + options.offerDelay)
+            peers[id] = peer
+            createDriver(for: peer)
+        }
+    }
+
+    private func removeMember(_ id: String, reason: String) {
+        guard roomMembers.remove(id) != nil || peers[id] != nil else { return }
+        events.append("leave", participant: id, fields: ["reason": reason])
+        logger.info("participant \(id) \(reason)")
+        closePeer(id)
+    }
+
+    private func closePeer(_ id: String) {
+        guard let peer = peers.removeValue(forKey: id) else { return }
+        sendBye(peer)
+        peer.finishRecording()
+        peer.phase = .closed
+        if peer.packetsReceived > 0 || peer.driver != nil { departed.append(summary(peer)) }
+        if let driver = peer.driver { Task { await driver.close() } }
+    }
+
+    private func handle(_ signal: WebRTCSignal) {
+        guard signal.to == options.id else { return }
+        guard roomMembers.contains(signal.from) || peers[signal.from] != nil else {
+            logger.warning("ignored a signal from \(signal.from), who is not in room \(options.room)")
+            return
+        }
+        let peer: RemotePeer
+        if let existing = peers[signal.from] {
+            peer = existing
+        } else {
+            peer = RemotePeer(id: signal.from, offerDeadline: .now() + options.offerDelay)
+            peers[signal.from] = peer
+            createDriver(for: peer)
+        }
+        let pending: RemotePeer.PendingSignal
+        switch signal.data {
+        case .offer(let sdp): pending = .offer(sdp)
+        case .answer(let sdp): pending = .answer(sdp)
+        case .candidate(let candidate):
+            pending = candidate.candidate.isEmpty ? .endOfCandidates : .candidate(candidate.candidate)
+        case .renegotiate, .transceiverRequest, .unknown:
+            logger.debug("ignored signal \(signal.data) from \(signal.from)")
+            return
+        }
+        guard peer.driver != nil else {
+            if peer.pendingSignals.count < 256 { peer.pendingSignals.append(pending) }
+            return
+        }
+        apply(pending, to: peer)
+    }
+
+    private func apply(_ signal: RemotePeer.PendingSignal, to peer: RemotePeer) {
+        guard let driver = peer.driver else { return }
+        let now = MonotonicTime.now()
+        switch signal {
+        case .offer(let sdp):
+            driver.withCoreOnLoop { core in
+                if core.signalingState == .haveLocalOffer {
+                    logger.info("glare with \(peer.id): rolling back our offer and answering theirs")
+                    core.rollback()
+                }
+                do {
+                    let offer = try SessionDescription(parsing: sdp)
+                    let answer = try core.acceptOffer(offer, now: now)
+                    peer.phase = .answering
+                    send(.answer(sdp: answer.serialized()), to: peer.id)
+                } catch {
+                    logger.warning("refused the offer of \(peer.id): \(error)")
+                }
+            }
+        case .answer(let sdp):
+            driver.withCoreOnLoop { core in
+                do {
+                    try core.setRemoteAnswer(try SessionDescription(parsing: sdp), now: now)
+                } catch {
+                    logger.warning("refused the answer of \(peer.id): \(error)")
+                }
+            }
+        case .candidate(let text):
+            do {
+                let candidate = try Candidate(parsing: text)
+                if candidate.address.isMulticastDNSName {
+                    logger.debug("dropped mDNS candidate of \(peer.id) (\(candidate.address)); its other candidates are used")
+                    return
+                }
+                driver.withCoreOnLoop { $0.addRemoteCandidate(candidate) }
+            } catch {
+                logger.debug("ignored a bad candidate from \(peer.id): \(error)")
+            }
+        case .endOfCandidates:
+            driver.withCoreOnLoop { $0.endOfRemoteCandidates() }
+        }
+    }
+
+    private func send(_ data: SimplePeerSignal, to peer: String) {
+        Task { [client, logger] in
+            do { try await client.sendSignal(to: peer, data: data) } catch {
+                logger.warning("could not signal \(peer): \(error)")
+            }
+        }
+    }
+
+    // MARK: Peer connections
+
+    private func createDriver(for peer: RemotePeer) {
+        var configuration = PeerConnectionConfiguration(certificate: certificate, stunServers: options.stunServers,
+                                                        sendsAudio: sendsAudio, trickle: options.trickle)
+        configuration.ice.seed = UInt64.random(in: 0...UInt64.max, using: &rng)
+        let interfaces = options.interfaces
+        let id = peer.id
+        Task {
+            do {
+                let driver = try await PeerConnectionDriver.start(configuration: configuration, interfaces: interfaces, eventLoop: loop) {
+                    [weak self] event in self?.handlePeerEvent(id, event)
+                }
+                loop.execute { self.attach(driver, to: id) }
+            } catch {
+                logger.error("could not open sockets for \(id): \(error)")
+            }
+        }
+    }
+
+    private func attach(_ driver: PeerConnectionDriver, to id: String) {
+        guard let peer = peers[id], peer.phase != .closed else {
+            Task { await driver.close() }
+            return
+        }
+        peer.driver = driver
+        let pending = peer.pendingSignals
+        peer.pendingSignals = []
+        for signal in pending { apply(signal, to: peer) }
+    }
+
+    private func offer(to peer: RemotePeer) {
+        guard let driver = peer.driver, peer.phase == .waitingForOffer || peer.phase == .offering else { return }
+        driver.withCoreOnLoop { core in
+            if core.signalingState == .haveLocalOffer { core.rollback() }
+            guard core.signalingState == .stable, core.audio == nil else { return }
+            do {
+                let offer = try core.createOffer(now: .now())
+                peer.phase = .offering
+                peer.offerAttempts += 1
+                // Browsers drop offers that arrive before their microphone is open: offer again later if unanswered.
+                peer.offerDeadline = .now() + .seconds(4)
+                send(.offer(sdp: offer.serialized()), to: peer.id)
+                logger.info("offered to \(peer.id) (attempt \(peer.offerAttempts))")
+                if options.trickle { for candidate in core.localCandidates { sendCandidate(candidate, to: peer.id) } }
+            } catch {
+                logger.warning("could not offer to \(peer.id): \(error)")
+            }
+        }
+    }
+
+    private func sendCandidate(_ candidate: Candidate, to peer: String) {
+        send(.candidate(ICECandidateInit(candidate: candidate.description, sdpMLineIndex: 0, sdpMid: "0")), to: peer)
+    }
+
+    private func handlePeerEvent(_ id: String, _ event: PeerConnectionEvent) {
+        guard let peer = peers[id] else { return }
+        let now = MonotonicTime.now()
+        switch event {
+        case .localCandidate(let candidate):
+            // Candidates gathered before the first description are sent right after it (see offer/answer).
+            if options.trickle, peer.phase == .offering || peer.phase == .answering || peer.phase == .connected {
+                sendCandidate(candidate, to: id)
+            }
+        case .gatheringComplete:
+            break
+        case .iceStateChanged(let state):
+            logger.info("ICE with \(id): \(state)")
+        case .selectedPairChanged(let pair):
+            logger.info("ICE pair with \(id): \(pair.localBase) -> \(pair.remoteAddress)")
+        case .connected(let profile):
+            peer.phase = .connected
+            events.append("connected", participant: id, fields: ["srtp": "\(profile)"])
+            logger.info("connected to \(id) (\(profile))")
+            startSending(to: peer, now: now)
+        case .rtp(let packet):
+            receive(packet, from: peer, now: now)
+        case .rtcp(let compound):
+            for packet in compound.packets {
+                switch packet {
+                case .senderReport(let report):
+                    _ = peer.receiveStream.receiveSenderReport(report, arrival: now)
+                    peer.oggRecorder?.receiveSenderReport(report)
+                case .receiverReport, .goodbye:
+                    _ = peer.sendStream?.receiveRTCP(compound.packets, arrival: now, wallclock: wallclock())
+                default:
+                    break
+                }
+            }
+        case .failed(let error):
+            logger.warning("connection with \(id) failed: \(error)")
+            events.append("connection-failed", participant: id, fields: ["error": "\(error)"])
+        case .closed:
+            break
+        }
+    }
+
+    private func wallclock() -> NTPTime { NTPTime(unixSeconds: Date().timeIntervalSince1970) }
+
+    private func startSending(to peer: RemotePeer, now: MonotonicTime) {
+        guard let core = peer.core, let audio = core.audio, audio.sends, peer.sendStream == nil else { return }
+        let configuration = RTPSendStreamConfiguration(
+            ssrc: SSRC(rawValue: core.configuration.ssrc), payloadType: PayloadType(rawValue: audio.codec.payloadType) ?? 111,
+            cname: core.configuration.cname, mid: audio.mid,
+            audioLevelExtensionID: audio.extensions.audioLevel, midExtensionID: audio.extensions.mid,
+            reducedSizeRTCP: audio.rtcpReducedSize)
+        peer.sendStream = RTPSendStream(configuration: configuration, start: now, using: &rng)
+    }
+
+    private func receive(_ packet: RTPPacket, from peer: RemotePeer, now: MonotonicTime) {
+        _ = peer.receiveStream.receive(packet, arrival: now)
+        peer.packetsReceived += 1
+        if peer.firstAudioAt == nil {
+            peer.firstAudioAt = now
+            events.append("first-audio", participant: peer.id)
+        }
+        peer.openRecorder(directory: options.recordDirectory, format: options.format)
+        peer.record(packet, now: now)
+        if let recordingError = peer.recordingError {
+            logger.error("recording \(peer.id) failed: \(recordingError)")
+            peer.recordingError = nil
+            peer.finishRecording()
+        }
+        if let id = peer.core?.audio?.extensions.audioLevel, let element = packet.headerExtensionElement(id: id),
+           let level = try? AudioLevelExtension.parse(from: element) {
+            peer.lastLevel = level.level
+            if let event = peer.talk.add(level: level.level, at: now) { speakingChanged(peer, event) }
+        }
+        if case .echo = options.audio { echoFrame = Array(packet.payload) }
+    }
+
+    private func speakingChanged(_ peer: RemotePeer, _ event: TalkEvent) {
+        if case .started = event { peer.speaking = true } else { peer.speaking = false }
+        events.append(peer.speaking ? "speaking-start" : "speaking-stop", participant: peer.id)
+    }
+
+    private func sendBye(_ peer: RemotePeer) {
+        guard let driver = peer.driver, var stream = peer.sendStream else { return }
+        let bye = stream.close(now: .now(), wallclock: wallclock(), reason: "peerd leaving")
+        peer.sendStream = stream
+        driver.withCoreOnLoop { $0.sendRTCP(bye) }
+    }
+
+    // MARK: Media clock
+
+    /// Every 20 ms from a fixed origin (no drift): one frame out to every connected peer, RTCP,
+    /// recorder flushes, talk detection, and offers to participants who did not offer in time.
+    private func startMediaClock() {
+        mediaStart = .now()
+        frameIndex = 0
+        scheduleNextFrame()
+    }
+
+    private func scheduleNextFrame() {
+        guard !stopped else { return }
+        frameIndex += 1
+        let due = mediaStart + .milliseconds(20 * frameIndex)
+        mediaTask = loop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, due.nanoseconds)))) { [self] in
+            mediaTick(now: .now())
+            scheduleNextFrame()
+        }
+    }
+
+    private func mediaTick(now: MonotonicTime) {
+        let frame = nextOutgoingFrame(now: now)
+        for peer in peers.values {
+            guard let driver = peer.driver else { continue }
+            if peer.phase == .waitingForOffer || peer.phase == .offering, now >= peer.offerDeadline, peer.offerAttempts < 5 {
+                offer(to: peer)
+            }
+            peer.tickRecorder(now: now)
+            if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
+            guard peer.phase == .connected, var stream = peer.sendStream else { continue }
+            if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
+                driver.withCoreOnLoop { $0.sendRTP(packet) }
+            } else {
+                stream.skipFrame()
+            }
+            let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
+            if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock(), reportBlocks: blocks) {
+                driver.withCoreOnLoop { $0.sendRTCP(rtcp) }
+            }
+            peer.sendStream = stream
+        }
+    }
+
+    /// The frame every peer gets this tick (encoded once), with its RFC 6464 level; nil when muted or silent.
+    private func nextOutgoingFrame(now: MonotonicTime) -> ([UInt8], UInt8)? {
+        if case .echo = options.audio {
+            defer { echoFrame = nil }
+            return muted ? nil : echoFrame.map { ($0, 30) }
+        }
+        guard var current = source, let frame = current.nextFrame() else { return nil }
+        source = current
+        switch frame {
+        case .pcm(let pcm):
+            let level = audioLevel(pcm: pcm)
+            if let event = talk.add(level: muted ? 127 : level, at: now) { ownSpeaking(event.isStart) }
+            guard !muted, let encoder, let opus = try? encoder.encode(pcm) else { return nil }
+            return (opus, level)
+        case .opus(let packet):
+            if let event = talk.add(level: muted ? 127 : 40, at: now) { ownSpeaking(event.isStart) }
+            return muted ? nil : (packet, 40)
+        }
+    }
+
+    private func ownSpeaking(_ speaking: Bool) {
+        guard speaking != selfSpeaking else { return }
+        selfSpeaking = speaking
+        events.append(speaking ? "speaking-start" : "speaking-stop", participant: options.id)
+        Task { [client] in try? await client.setSpeaking(speaking) }
+    }
+}
+
+extension TalkEvent {
+    var isStart: Bool { if case .started = self { true } else { false } }
+}
