@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "CFuzzSupport"),
         .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
-        .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE"], path: "Benchmarks/peerd-bench"),
+        .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection"], path: "Benchmarks/peerd-bench"),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(

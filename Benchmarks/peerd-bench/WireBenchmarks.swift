@@ -9,21 +9,21 @@ enum WireBenchmarks {
             .username("evtj:h6vY"), .iceControlling(tieBreaker: 0x1234_5678_9ABC_DEF0), .priority(1_845_494_271), .useCandidate,
         ])
         let wire = request.encoded(integrity: .sha1(key: key), fingerprint: true)
-        bench.measure("STUN binding request: parse (+fingerprint check)", note: "\(wire.count) bytes") {
+        bench.measure("wire/STUN binding request: parse (+fingerprint check)", note: "\(wire.count) bytes") {
             blackHole(try? STUNMessage(decoding: wire))
         }
         let parsed = try! STUNMessage(decoding: wire)
-        bench.measure("STUN binding request: verify MESSAGE-INTEGRITY") {
+        bench.measure("wire/STUN binding request: verify MESSAGE-INTEGRITY") {
             blackHole(parsed.verifyIntegrity(of: wire, key: key))
         }
-        bench.measure("STUN binding request: serialize (+integrity, fingerprint)") {
+        bench.measure("wire/STUN binding request: serialize (+integrity, fingerprint)") {
             blackHole(request.encoded(integrity: .sha1(key: key), fingerprint: true))
         }
-        bench.measure("STUN binding request: serialize (no integrity)") {
+        bench.measure("wire/STUN binding request: serialize (no integrity)") {
             blackHole(request.encoded(fingerprint: true))
         }
         let candidateText = "candidate:396241138 1 udp 2122260223 127.0.0.1 58142 typ host generation 0 ufrag pNf/ network-id 1 network-cost 50"
-        bench.measure("ICE candidate: parse", iterations: 50_000) {
+        bench.measure("wire/ICE candidate: parse", iterations: 50_000) {
             blackHole(try? Candidate(parsing: candidateText))
         }
     }

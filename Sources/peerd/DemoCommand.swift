@@ -66,7 +66,7 @@ struct DemoCommand: AsyncParsableCommand {
         var browserHeard: [String: Int] = [:]
         if !noBrowser, let chromium = Chromium.find() {
             print("demo: starting headless Chromium (\(chromium)) with a 660 Hz microphone for \(Int(seconds)) s")
-            let session = try Chromium.start(binary: chromium, url: pageURL + "?autojoin=1&name=chromium&room=general", toneHz: 660)
+            let session = try Chromium.start(binary: chromium, url: pageURL + "?autojoin=1&processing=0&name=chromium&room=general", toneHz: 660)
             try await Task.sleep(for: .seconds(seconds))
             browserHeard = session.heardFrequencies()
             _ = session.stop()

@@ -80,7 +80,7 @@ import Testing
         var sessions: [(String, Chromium.Session)] = []
         for (index, tone) in tones.enumerated() {
             let browserName = "chr\(index + 1)"
-            let url = "http://127.0.0.1:\(port)/?autojoin=1&name=\(browserName)&room=general&trickle=\(trickle ? 1 : 0)"
+            let url = "http://127.0.0.1:\(port)/?autojoin=1&processing=0&name=\(browserName)&room=general&trickle=\(trickle ? 1 : 0)"
             sessions.append((browserName, try Chromium.start(binary: chromium, url: url, toneHz: tone)))
         }
         if !peerdFirst {
@@ -89,6 +89,8 @@ import Testing
         }
         let peerd = try #require(bot)
         try await waitForAudio(bot: peerd, browsers: sessions.map(\.1), peers: tones.count)
+        // Let a few more seconds of audio flow both ways before measuring.
+        try await Task.sleep(for: .seconds(3))
         let summaries = await peerd.summaries()
         var heardByBrowsers: [String: Int] = [:]
         for (browserName, session) in sessions { heardByBrowsers[browserName] = session.heardFrequencies()["peerd-test"] }
@@ -106,7 +108,7 @@ import Testing
             let match = analyses.first { abs(($0.dominantHz ?? 0) - tone) < 25 }
             Self.rows.add(Row(case_: name, browser: "\(browserName) (\(Int(tone)) Hz)", peerdHeardHz: match?.dominantHz,
                               peerdAudibleSeconds: match?.audibleSeconds ?? 0, browserHeardHz: heardByBrowsers[browserName]))
-            #expect(match != nil, "peerd recorded \(browserName)'s \(Int(tone)) Hz tone (recordings: \(analyses.map { $0.dominantHz ?? 0 }))")
+            #expect(match != nil, "peerd recorded \(browserName)'s \(Int(tone)) Hz tone (recordings: \(analyses.map { $0.dominantHz ?? 0 }); \(summaries.map { "\($0.id) \($0.packetsReceived) packets \($0.recorder)" }))")
             #expect((match?.audibleSeconds ?? 0) >= 1.5, "at least 1.5 s of \(browserName) recorded")
             let heard = heardByBrowsers[browserName] ?? 0
             #expect(abs(heard - 440) <= 25, "\(browserName) hears peerd's 440 Hz tone (heard \(heard) Hz)")

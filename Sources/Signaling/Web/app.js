@@ -139,7 +139,9 @@
 
   async function openMic() {
     if (localStream) return;
-    localStream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true }, video: false });
+    // ?processing=0 turns off echo cancellation, noise suppression and gain control (test tones survive them).
+    const processing = new URLSearchParams(location.search).get('processing') !== '0';
+    localStream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: processing, noiseSuppression: processing, autoGainControl: processing }, video: false });
     audioCtx = audioCtx || new AudioContext();
     if (audioCtx.state === 'suspended') audioCtx.resume().catch(() => {});
     const src = audioCtx.createMediaStreamSource(localStream);

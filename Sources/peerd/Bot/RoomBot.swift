@@ -44,6 +44,7 @@ struct PeerSummary: Sendable {
     var speaking: Bool
     var recording: String?
     var iceState: String
+    var recorder: String = ""
 }
 
 /// peerd as a room participant: one peer connection per remote participant, whatever the offer
@@ -169,7 +170,8 @@ final class RoomBot: @unchecked Sendable {
 
     private func summary(_ peer: RemotePeer) -> PeerSummary {
         PeerSummary(id: peer.id, phase: peer.phase.rawValue, packetsReceived: peer.packetsReceived, speaking: peer.speaking,
-                    recording: recordingPath(peer), iceState: peer.core.map { "\($0.iceState)" } ?? "-")
+                    recording: recordingPath(peer), iceState: peer.core.map { "\($0.iceState)" } ?? "-",
+                    recorder: peer.oggRecorder.map { "\($0.statistics)" } ?? peer.wavRecorder.map { "\($0.statistics)" } ?? "")
     }
 
     func recordingPath(_ peer: RemotePeer) -> String? {

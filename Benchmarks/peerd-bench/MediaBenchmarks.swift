@@ -1,0 +1,200 @@
+import DTLS
+import RTP
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 5 figures: the receive path of one audio stream, per packet, and memory per stream.
+/// Packets are real Opus (libopus, 20 ms mono, 32 kbit/s ≈ 80 bytes) in the typical browser RTP
+/// packet (audio level + mid extensions), protected with AEAD_AES_256_GCM (what Chromium
+/// negotiates), arriving every 20 ms of virtual time in order.
+enum MediaBenchmarks {
+    static let batch = 5_000
+    static let rounds = 7
+
+    /// `count` Opus packets of a 440 Hz tone with some noise.
+    static func opusPackets(count: Int) -> [[UInt8]] {
+        let encoder = try! OpusEncoder(channels: 1, application: .voip)
+        try! encoder.setBitrate(32_000)
+        var phase = 0.0
+        var noise: UInt32 = 12345
+        return (0..<count).map { _ in
+            var pcm = [Int16](repeating: 0, count: 960)
+            for i in 0..<960 {
+                noise = noise &* 1_103_515_245 &+ 12345
+                let n = Double(Int32(bitPattern: noise) >> 16) / 32768.0
+                pcm[i] = Int16(clamping: Int((sin(phase) * 0.4 + n * 0.05) * 32767))
+                phase += 2 * Double.pi * 440 / 48_000
+            }
+            return try! encoder.encode(pcm)
+        }
+    }
+
+    /// Everything one remote participant's receive path holds.
+    final class ReceivePath {
+        let srtp: SRTPSession
+        var stream = RTPReceiveStream(payloadTypes: [111], clockRate: 48_000)
+        var reorder = ReorderBuffer<RTPPacket>()
+        let output = OggMemoryOutput()
+        let recorder: OggOpusRecorder
+        let decoder: OpusDecoder?
+        var samplesDecoded = 0
+
+        init(srtp: SRTPSession, decode: Bool, serial: UInt32) {
+            self.srtp = srtp
+            recorder = try! OggOpusRecorder(output: output, serialNumber: serial)
+            decoder = decode ? try! OpusDecoder(channels: 1) : nil
+        }
+
+        /// One datagram: unprotect, parse, stream bookkeeping, reorder, record (and decode).
+        @inline(__always)
+        func receive(_ datagram: inout [UInt8], arrival: MonotonicTime) {
+            do { try srtp.unprotectRTP(&datagram) } catch { preconditionFailure("SRTP: \(error)") }
+            guard let packet = try? RTPPacket(parsing: datagram) else { preconditionFailure("RTP parse") }
+            switch stream.receive(packet, arrival: arrival) {
+            case .accepted, .reordered, .restarted, .probation: break
+            default: return
+            }
+            reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            for output in reorder.drain(now: arrival) {
+                guard case .packet(_, let ready) = output else { continue }
+                do { try recorder.receive(ready, arrival: arrival) } catch { preconditionFailure("recorder: \(error)") }
+                if let decoder {
+                    do { samplesDecoded += try decoder.decode(Array(ready.payload)).count } catch { preconditionFailure("opus: \(error)") }
+                }
+            }
+        }
+    }
+
+    static func run(_ bench: inout Bench) {
+        let names = ["media/receive: SRTP + RTP + stream + reorder + Ogg pass-through",
+                     "media/receive: ... + Opus decode to PCM",
+                     "media/receive: Opus decode alone",
+                     "media/memory per receive stream"]
+        guard bench.enabled(any: names + ["media/stage: "]) else { return }
+        let opus = opusPackets(count: 250)
+        let averageOpus = opus.reduce(0) { $0 + $1.count } / opus.count
+
+        for (index, name) in names.prefix(2).enumerated() where bench.enabled(name) {
+            let (sender, receiver) = try! SRTPSession.makeLoopbackPair(profile: .aeadAes256Gcm)
+            let path = ReceivePath(srtp: receiver, decode: index == 1, serial: 1)
+            var sequence: UInt16 = 1
+            var arrival = MonotonicTime(nanoseconds: 1_000_000_000)
+            var perRound: [Double] = []
+            var datagramLength = 0
+            for round in 0...rounds {
+                var datagrams: [[UInt8]] = []
+                datagrams.reserveCapacity(batch)
+                for _ in 0..<batch {
+                    let packet = RTPWireBenchmarks.typicalPacket(sequence: sequence, timestamp: UInt32(sequence) &* 960,
+                                                                 payload: opus[Int(sequence) % opus.count])
+                    var bytes = [UInt8]()
+                    bytes.reserveCapacity(packet.serializedLength + SRTPSession.maxTrailerLength)
+                    packet.serialize(into: &bytes)
+                    try! sender.protectRTP(&bytes)
+                    datagrams.append(bytes)
+                    sequence &+= 1
+                }
+                datagramLength = datagrams[0].count
+                let start = MonotonicTime.now()
+                for i in datagrams.indices {
+                    arrival = arrival + .milliseconds(20)
+                    path.receive(&datagrams[i], arrival: arrival)
+                }
+                let elapsed = elapsedNanoseconds(since: start)
+                if round > 0 { perRound.append(Double(elapsed) / Double(batch)) }
+            }
+            precondition(path.recorder.statistics.packetsWritten >= batch * rounds, "recorder dropped packets")
+            let ns = bench.median(perRound)
+            bench.record(name, ns, note: "\(datagramLength)-byte datagrams, Opus avg \(averageOpus) B")
+            bench.report("  streams per core at 50 packets/s", "\(Int(1e9 / (50 * ns)))", note: "1e9 / (50 × ns per packet)")
+        }
+
+        if bench.enabled(names[2]) {
+            let decoder = try! OpusDecoder(channels: 1)
+            var i = 0
+            bench.measure(names[2], iterations: 2_000, note: "20 ms mono 48 kHz") {
+                blackHole(try! decoder.decode(opus[i % opus.count]))
+                i &+= 1
+            }
+        }
+
+        stages(&bench, opus: opus)
+        if bench.enabled(names[3]) { memoryPerStream(&bench, opus: opus, name: names[3]) }
+    }
+
+    /// Where the pass-through time goes: each stage alone, on in-order packets 20 ms apart.
+    static func stages(_ bench: inout Bench, opus: [[UInt8]]) {
+        let packets = (0..<4096).map { i in
+            RTPWireBenchmarks.typicalPacket(sequence: UInt16(i), timestamp: UInt32(i) * 960, payload: opus[i % opus.count])
+        }
+        var sequence = 0
+        var arrival = MonotonicTime(nanoseconds: 1_000_000_000)
+        func next() -> RTPPacket {
+            var packet = packets[sequence & 4095]
+            packet.sequenceNumber = SequenceNumber(UInt16(truncatingIfNeeded: sequence))
+            packet.timestamp = RTPTimestamp(UInt32(truncatingIfNeeded: sequence &* 960))
+            sequence &+= 1
+            arrival = arrival + .milliseconds(20)
+            return packet
+        }
+        var stream = RTPReceiveStream(payloadTypes: [111], clockRate: 48_000)
+        bench.measure("media/stage: RTPReceiveStream.receive", iterations: 100_000) {
+            let packet = next()
+            blackHole(stream.receive(packet, arrival: arrival))
+        }
+        var reorder = ReorderBuffer<RTPPacket>()
+        bench.measure("media/stage: ReorderBuffer insert + drain (in order)", iterations: 100_000) {
+            let packet = next()
+            reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            blackHole(reorder.drain(now: arrival))
+        }
+        let recorder = try! OggOpusRecorder(output: OggMemoryOutput(), serialNumber: 7)
+        bench.measure("media/stage: OggOpusRecorder.receive (to memory)", iterations: 100_000) {
+            let packet = next()
+            try! recorder.receive(packet, arrival: arrival)
+        }
+    }
+
+    /// 500 receive paths (SRTP session, receive stream, reorder buffer, Ogg pass-through
+    /// recorder; then the same with an Opus decoder), each fed one second (50 packets).
+    /// The recorded Ogg bytes, kept in memory here, are subtracted (a real recorder writes a file).
+    static func memoryPerStream(_ bench: inout Bench, opus: [[UInt8]], name: String) {
+        let count = 500
+        for decode in [false, true] {
+            let pairs = (0..<count).map { _ in try! SRTPSession.makeLoopbackPair(profile: .aeadAes256Gcm) }
+            var datagrams: [[[UInt8]]] = pairs.map { pair in
+                (1...50).map { seq in
+                    var bytes = RTPWireBenchmarks.typicalPacket(sequence: UInt16(seq), timestamp: UInt32(seq) * 960, payload: opus[seq]).serialized()
+                    try! pair.a.protectRTP(&bytes)
+                    return bytes
+                }
+            }
+            let heapBefore = heapBytesInUse()
+            var paths: [ReceivePath] = []
+            paths.reserveCapacity(count)
+            var arrival = MonotonicTime(nanoseconds: 1_000_000_000)
+            for i in 0..<count {
+                let path = ReceivePath(srtp: pairs[i].b, decode: decode, serial: UInt32(i))
+                for j in 0..<50 { path.receive(&datagrams[i][j], arrival: arrival + .milliseconds(20 * j)) }
+                paths.append(path)
+            }
+            arrival = arrival + .seconds(1)
+            let recorded = paths.reduce(0) { $0 + $1.output.bytes.capacity }
+            let heapDelta = heapBytesInUse() - heapBefore - recorded
+            blackHole(pairs)  // keeps the sending sessions alive until after the snapshot
+            // SRTP sessions were made before the snapshot: measure them separately.
+            let srtpBefore = heapBytesInUse()
+            let extra = (0..<count).map { _ in try! SRTPSession.makeLoopbackPair(profile: .aeadAes256Gcm).b }
+            let srtpPer = (heapBytesInUse() - srtpBefore) / count
+            blackHole(extra)
+            let perStream = heapDelta / count + srtpPer
+            bench.report(name + (decode ? " (with Opus decoder)" : " (pass-through)"), "\(perStream) B",
+                         note: "heap delta / \(count) after 1 s of packets, incl. one SRTPSession (in + out) \(srtpPer) B, excl. Ogg bytes")
+            blackHole(paths)
+            blackHole(datagrams)
+        }
+    }
+}
