@@ -34,7 +34,7 @@ fi
 
 # Independent peers the interop tests run against, from PyPI.
 if [[ "${1:-}" == "--with-test-tools" ]]; then
-    python_packages=(aioice)
+    python_packages=(aioice aiortc websockets numpy)
     for package in "${python_packages[@]}"; do
         if ! python3 -c "import $package" 2>/dev/null; then
             echo "setup: pip install $package"

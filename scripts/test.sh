@@ -12,6 +12,21 @@ swift build --build-tests 2>&1 | tail -n 5
 swift test --no-parallel 2>&1 | tee "$log" | grep -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ Test .* started|✔ Test .*passed after)'
 status=${PIPESTATUS[0]}
 
+# peerd against an independent stack: an aiortc participant in a room with the peerd bot, both
+# join orders and peerd offering; both directions checked by dominant frequency.
+interop_status=0
+if [[ $status -eq 0 ]]; then
+    echo "interop: aiortc participant against peerd"
+    if ./Tests/Interop/run_aiortc_interop.sh all > artifacts/aiortc-interop.log 2>&1; then
+        grep -E '^(order|peerd-|aiortc-|  )' artifacts/aiortc-interop.log | head -n 8
+        echo "interop: aiortc passed"
+    else
+        tail -n 40 artifacts/aiortc-interop.log
+        echo "interop: aiortc FAILED (artifacts/aiortc-interop.log)"
+        interop_status=1
+    fi
+fi
+
 fuzz_status=0
 if [[ "${PEERD_SKIP_FUZZ:-0}" != "1" ]]; then
     ./scripts/fuzz.sh "${PEERD_FUZZ_SECONDS:-20}" || fuzz_status=$?
@@ -21,7 +36,7 @@ summary=$(grep -E 'Test run with [0-9]+ tests? ' "$log" | tail -n 1)
 total=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
 failed=$(grep -oE 'with [0-9]+ issues?' <<<"$summary" | grep -oE '[0-9]+' || true)
 [[ -n "$total" ]] || total=0
-if [[ $status -ne 0 || $fuzz_status -ne 0 ]]; then
+if [[ $status -ne 0 || $fuzz_status -ne 0 || $interop_status -ne 0 ]]; then
     failures=$(grep -cE '^✘ Test .* (failed|recorded)' "$log" || true)
     echo "tests: $(( total - ${failures:-0} )) passed, ${failures:-1} failed"
     exit 1

@@ -58,7 +58,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.recordDirectory = directory
         options.audio = .tone(440)
         options.interfaces = InterfaceFilter(includeLoopback: true, onlyAddresses: [IPAddress("127.0.0.1")!])
-        options.offerDelay = .seconds(3)
+        options.offerDelay = .seconds(6)
         let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
         let botTask = Task { await bot.run() }
         print("demo: peerd joined room general, sending a 440 Hz tone, recording to \(directory)")
@@ -178,7 +178,7 @@ enum Chromium {
             "--headless=new", "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             "--use-file-for-fake-audio-capture=\(wavPath)", "--autoplay-policy=no-user-gesture-required",
             "--allow-loopback-in-peer-connection", "--user-data-dir=\(profile)", "--enable-logging=stderr", "--v=0",
-            "--disable-gpu", "--no-first-run", url,
+            "--disable-gpu", "--no-first-run", "--mute-audio", url,
         ]
         // Chromium's log goes to a file: a pipe nobody reads would fill up and block it.
         let output = (profile as NSString).appendingPathComponent("chromium.log")

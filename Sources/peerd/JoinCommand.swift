@@ -72,7 +72,7 @@ struct JoinCommand: AsyncParsableCommand {
     var loopback = false
 
     @Option(help: "Seconds to wait for a participant's offer before offering ourselves.")
-    var offerDelay = 2.0
+    var offerDelay = 4.0
 
     @Option(help: "Leave after this many seconds (default: until SIGINT/SIGTERM).")
     var duration: Double?

@@ -58,8 +58,8 @@ public final class OggOpusRecorder {
     /// `startWallclock` on the first packet). Invalid Opus is counted and skipped.
     public func receive(ssrc: SSRC, sequenceNumber: SequenceNumber, timestamp: RTPTimestamp, payload: [UInt8],
                         arrival: MonotonicTime, wallclock: NTPTime? = nil) throws(OggOpusError) {
-        guard let info = try? OpusPacketInfo.parse(payload), info.totalSamples > 0,
-              info.toc.isStereo == (channels == 2) || channels == 2 else {
+        // Mono and stereo packets may share a stream: Opus decoders up- or down-mix to the file's channel count.
+        guard let info = try? OpusPacketInfo.parse(payload), info.totalSamples > 0 else {
             statistics.invalidPackets += 1
             return
         }

@@ -18,6 +18,9 @@ final class RemotePeer {
     var pendingSignals: [PendingSignal] = []
     var offerDeadline: MonotonicTime
     var offerAttempts = 0
+    /// When an offer or answer went out: if not connected by then, the negotiation is started over.
+    var connectDeadline: MonotonicTime?
+    var restarts = 0
     var sendStream: RTPSendStream?
     var receiveStream = RTPReceiveStream()
     var oggRecorder: OggOpusRecorder?
@@ -26,6 +29,7 @@ final class RemotePeer {
     var speaking = false
     var firstAudioAt: MonotonicTime?
     var packetsReceived = 0
+    var payloadBytesReceived = 0
     var lastLevel: UInt8 = 127
     var recordingError: String?
 
@@ -45,16 +49,16 @@ final class RemotePeer {
     var core: PeerConnectionCore? { driver?.core }
 
     /// Opens the recording file on the first packet (so a participant who never sends writes nothing).
-    func openRecorder(directory: String?, format: RecordFormat) {
+    func openRecorder(directory: String?, format: RecordFormat, stereo: Bool) {
         guard let directory, oggRecorder == nil, wavRecorder == nil, recordingError == nil else { return }
         let path = (directory as NSString).appendingPathComponent(fileName + (format == .ogg ? ".ogg" : ".wav"))
         do {
             switch format {
             case .ogg:
                 let output = try OggFileOutput(path: path)
-                oggRecorder = try OggOpusRecorder(output: output, serialNumber: UInt32.random(in: 1...UInt32.max))
+                oggRecorder = try OggOpusRecorder(output: output, channels: stereo ? 2 : 1, serialNumber: UInt32.random(in: 1...UInt32.max))
             case .wav:
-                wavRecorder = try WAVRecorder(path: path)
+                wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)
             }
         } catch {
             recordingError = "\(error)"

@@ -32,7 +32,7 @@ struct RoomBotOptions: Sendable {
     var trickle = true
     var interfaces = InterfaceFilter()
     /// How long to wait for a participant's offer before offering ourselves.
-    var offerDelay: Duration = .seconds(2)
+    var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
 }
 
@@ -44,6 +44,8 @@ struct PeerSummary: Sendable {
     var speaking: Bool
     var recording: String?
     var iceState: String
+    var lastLevel = 127
+    var averagePayloadBytes = 0
     var recorder: String = ""
 }
 
@@ -171,6 +173,8 @@ final class RoomBot: @unchecked Sendable {
     private func summary(_ peer: RemotePeer) -> PeerSummary {
         PeerSummary(id: peer.id, phase: peer.phase.rawValue, packetsReceived: peer.packetsReceived, speaking: peer.speaking,
                     recording: recordingPath(peer), iceState: peer.core.map { "\($0.iceState)" } ?? "-",
+                    lastLevel: Int(peer.lastLevel),
+                    averagePayloadBytes: peer.packetsReceived > 0 ? peer.payloadBytesReceived / peer.packetsReceived : 0,
                     recorder: peer.oggRecorder.map { "\($0.statistics)" } ?? peer.wavRecorder.map { "\($0.statistics)" } ?? "")
     }
 
@@ -315,6 +319,7 @@ final class RoomBot: @unchecked Sendable {
                     let offer = try SessionDescription(parsing: sdp)
                     let answer = try core.acceptOffer(offer, now: now)
                     peer.phase = .answering
+                    peer.connectDeadline = now + .seconds(10)
                     send(.answer(sdp: answer.serialized()), to: peer.id)
                 } catch {
                     logger.warning("refused the offer of \(peer.id): \(error)")
@@ -394,6 +399,7 @@ final class RoomBot: @unchecked Sendable {
                 peer.offerAttempts += 1
                 // Browsers drop offers that arrive before their microphone is open: offer again later if unanswered.
                 peer.offerDeadline = .now() + .seconds(4)
+                peer.connectDeadline = .now() + .seconds(10)
                 send(.offer(sdp: offer.serialized()), to: peer.id)
                 logger.info("offered to \(peer.id) (attempt \(peer.offerAttempts))")
                 if options.trickle { for candidate in core.localCandidates { sendCandidate(candidate, to: peer.id) } }
@@ -401,6 +407,20 @@ final class RoomBot: @unchecked Sendable {
                 logger.warning("could not offer to \(peer.id): \(error)")
             }
         }
+    }
+
+    /// A negotiation that did not connect in time (lost signals, or glare where the other side also
+    /// gave way) is started over on a fresh connection, offering after a short random wait.
+    private func restartNegotiation(_ stale: RemotePeer, now: MonotonicTime) {
+        guard stale.restarts < 5 else { return }
+        logger.notice("no connection with \(stale.id) after negotiating; starting over")
+        events.append("renegotiating", participant: stale.id)
+        stale.phase = .closed
+        if let driver = stale.driver { Task { await driver.close() } }
+        let fresh = RemotePeer(id: stale.id, offerDeadline: now + .milliseconds(Int64.random(in: 200...1500, using: &rng)))
+        fresh.restarts = stale.restarts + 1
+        peers[stale.id] = fresh
+        createDriver(for: fresh)
     }
 
     private func sendCandidate(_ candidate: Candidate, to peer: String) {
@@ -464,11 +484,13 @@ final class RoomBot: @unchecked Sendable {
     private func receive(_ packet: RTPPacket, from peer: RemotePeer, now: MonotonicTime) {
         _ = peer.receiveStream.receive(packet, arrival: now)
         peer.packetsReceived += 1
+        peer.payloadBytesReceived += packet.payload.count
         if peer.firstAudioAt == nil {
             peer.firstAudioAt = now
             events.append("first-audio", participant: peer.id)
         }
-        peer.openRecorder(directory: options.recordDirectory, format: options.format)
+        let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false
+        peer.openRecorder(directory: options.recordDirectory, format: options.format, stereo: stereo)
         peer.record(packet, now: now)
         if let recordingError = peer.recordingError {
             logger.error("recording \(peer.id) failed: \(recordingError)")
@@ -517,7 +539,11 @@ final class RoomBot: @unchecked Sendable {
 
     private func mediaTick(now: MonotonicTime) {
         let frame = nextOutgoingFrame(now: now)
-        for peer in peers.values {
+        for peer in Array(peers.values) {
+            if peer.phase == .offering || peer.phase == .answering, let deadline = peer.connectDeadline, now >= deadline {
+                restartNegotiation(peer, now: now)
+                continue
+            }
             guard let driver = peer.driver else { continue }
             if peer.phase == .waitingForOffer || peer.phase == .offering, now >= peer.offerDeadline, peer.offerAttempts < 5 {
                 offer(to: peer)
