@@ -91,6 +91,19 @@ let package = Package(
         .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection"], path: "Benchmarks/peerd-bench"),
+        // Room server load: `swift run -c release signaling-load -- --clients 1000 --rooms 50`.
+        .executableTarget(
+            name: "signaling-load",
+            dependencies: [
+                "Signaling", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/signaling-load"
+        ),
 
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(

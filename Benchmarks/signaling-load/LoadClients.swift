@@ -100,7 +100,7 @@ final class Coordinator {
     private var nextRegister = 0
     private var signalEnd: Int64 = 0
     private var period: Int64 = 0
-    private var setupDeadline: (any Scheduled)?
+    private var setupDeadline: Scheduled<Void>?
 
     static let usersUpdatedPrefix = Array(#"{"пользователи":"#.utf8)
     static let signalTag = Array(#""тип":"webrtc-signal""#.utf8)
@@ -153,6 +153,12 @@ final class Coordinator {
         guard phase != .done else { return }
         result.aborted = reason
         print("ABORT: \(reason)")
+        let lagging = clients.indices.filter { p in
+            !clients[p].closed && (!clients[p].registered || clients[p].usersUpdates < plan.clients - p || !clients[p].joined)
+        }
+        for p in lagging.prefix(5) {
+            print("  client \(p): registered \(clients[p].registered), users-updated \(clients[p].usersUpdates) of \(plan.clients - p), joined \(clients[p].joined)")
+        }
         finish()
     }
 
@@ -256,22 +262,33 @@ final class Coordinator {
     /// broadcasts of the newest one, so no server outbound queue overflows.
     private func registerTick() {
         guard phase == .registering else { return }
+        registerMore()
+        checkSetupProgress()
+        if phase == .registering {
+            loop.assumeIsolated().scheduleTask(in: .milliseconds(2)) { [self] in registerTick() }
+        }
+    }
+
+    /// Registration k is sent only once the server has handled k-1 (its client got a broadcast), so
+    /// the server sees them in index order and client p gets exactly `clients - p` broadcasts.
+    private func registerMore() {
+        guard phase == .registering else { return }
         var floor = Int.max
         for p in 0..<nextRegister where !clients[p].closed {
             floor = min(floor, clients[p].usersUpdates + p)
         }
         let limit = floor == .max ? plan.clients : min(plan.clients, floor + plan.registerWindow)
         while nextRegister < limit {
+            if nextRegister > 0 {
+                let previous = clients[nextRegister - 1]
+                if previous.registered && !previous.closed && previous.usersUpdates == 0 { return }
+            }
             let p = nextRegister
             nextRegister += 1
             if clients[p].closed { continue }
             let user = Participant(id: clients[p].id, name: "Load \(p)", microphoneEnabled: true)
             guard let text = try? SignalingCodec.encode(ClientMessage.register(user)) else { continue }
             if send(text, from: p) { clients[p].registered = true }
-        }
-        checkSetupProgress()
-        if phase == .registering {
-            loop.assumeIsolated().scheduleTask(in: .milliseconds(2)) { [self] in registerTick() }
         }
     }
 
@@ -395,6 +412,7 @@ final class Coordinator {
             result.usersUpdatedFrames += 1
             result.usersUpdatedBytes += bytes.readableBytes
             clients[index].usersUpdates += 1
+            if phase == .registering, index == nextRegister - 1, clients[index].usersUpdates == 1 { registerMore() }
             if phase == .registering, clients[index].usersUpdates >= plan.clients - index { checkSetupProgress() }
         case .signal:
             let t = now

@@ -158,7 +158,7 @@ struct SignalingLoad {
         let task = Task { try await server.run() }
         guard let bound = await server.waitUntilListening() else { fail("server did not start") }
         print("LISTENING \(bound)")
-        fflush(stdout)
+        fflush(nil)
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
                 var buffer = [UInt8](repeating: 0, count: 256)

@@ -45,7 +45,7 @@ struct ProcStats: Sendable {
 
     private static func field(_ status: String, _ name: String) -> Int {
         for line in status.split(separator: "\n") where line.hasPrefix(name) {
-            let digits = line.dropFirst(name.count).split(separator: " ").first ?? ""
+            let digits = line.dropFirst(name.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? ""
             return Int(digits) ?? 0
         }
         return 0
