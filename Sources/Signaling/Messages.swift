@@ -294,18 +294,20 @@ public enum ServerMessage: Sendable, Hashable, Codable {
 }
 
 private func decodeSignal(_ c: KeyedDecodingContainer<AnyKey>) throws -> WebRTCSignal {
-    WebRTCSignal(
+    let raw = try c.decode(JSONValue.self, forKey: "данные")
+    return WebRTCSignal(
         from: try c.decode(String.self, forKey: "от"),
         to: try c.decode(String.self, forKey: "к"),
         room: try c.decode(String.self, forKey: "комната"),
-        data: SimplePeerSignal(json: try c.decode(JSONValue.self, forKey: "данные")))
+        data: SimplePeerSignal(json: raw), rawData: raw)
 }
 
 private func encodeSignal(_ s: WebRTCSignal, into c: inout KeyedEncodingContainer<AnyKey>) throws {
     try c.encode(s.from, forKey: "от")
     try c.encode(s.to, forKey: "к")
     try c.encode(s.room, forKey: "комната")
-    try c.encode(s.data, forKey: "данные")
+    // Relayed signals keep the sender's `данные` byte for byte in content (the protocol relays it unchanged).
+    if let raw = s.rawData { try c.encode(raw, forKey: "данные") } else { try c.encode(s.data, forKey: "данные") }
 }
 
 /// Turns text frames into messages and back. Decoding is total: any input gives a message or a `SignalingError`.

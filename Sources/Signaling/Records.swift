@@ -136,12 +136,27 @@ public struct WebRTCSignal: Sendable, Hashable {
     public var to: String
     public var room: String
     public var data: SimplePeerSignal
+    /// The `данные` object exactly as it was received, so a server relays it unchanged (extra
+    /// fields included); nil for signals built locally. Not part of equality.
+    public var rawData: JSONValue?
 
-    public init(from: String, to: String, room: String, data: SimplePeerSignal) {
+    public init(from: String, to: String, room: String, data: SimplePeerSignal, rawData: JSONValue? = nil) {
         self.from = from
         self.to = to
         self.room = room
         self.data = data
+        self.rawData = rawData
+    }
+
+    public static func == (lhs: WebRTCSignal, rhs: WebRTCSignal) -> Bool {
+        lhs.from == rhs.from && lhs.to == rhs.to && lhs.room == rhs.room && lhs.data == rhs.data
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(from)
+        hasher.combine(to)
+        hasher.combine(room)
+        hasher.combine(data)
     }
 }
 

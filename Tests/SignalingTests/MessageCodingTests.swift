@@ -206,3 +206,29 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Signal relay keeps данные unchanged")
+struct SignalRelayUnchangedTests {
+    @Test func extraFieldsInDataSurviveARelay() throws {
+        let text = #"{"тип":"webrtc-signal","от":"a","к":"b","комната":"general","данные":{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0},"t":123,"x":{"y":[1,2]}}}"#
+        guard case .signal(let signal) = try SignalingCodec.decodeClient(text) else {
+            Issue.record("not decoded as a signal")
+            return
+        }
+        guard case .candidate = signal.data else {
+            Issue.record("candidate payload not recognised: \(signal.data)")
+            return
+        }
+        let relayed = try SignalingCodec.encode(ServerMessage.signal(signal))
+        #expect(relayed.contains(#""t":123"#))
+        #expect(relayed.contains(#""x":{"y":[1,2]}"#))
+        guard case .signal(let back) = try SignalingCodec.decodeServer(relayed) else {
+            Issue.record("relayed text is not a signal")
+            return
+        }
+        #expect(back == signal)
+        // A locally built signal encodes from its typed value.
+        let local = WebRTCSignal(from: "a", to: "b", room: "general", data: .offer(sdp: "v=0"))
+        #expect(try SignalingCodec.encode(ClientMessage.signal(local)).contains(#""sdp":"v=0""#))
+    }
+}
