@@ -158,6 +158,11 @@ enum Chromium {
             return peers.compactMapValues { ($0["dominantHz"] as? NSNumber)?.intValue }
         }
 
+        /// Whether the page's participants list has shown `id` speaking (its `говорит` reached the page).
+        func sawSpeaking(_ id: String) -> Bool {
+            ((lastStatus()?["seenSpeaking"] as? [String: Any])?[id] as? Bool) == true
+        }
+
         /// Per remote peer id, the page's connection state.
         func peerStates() -> [String: String] {
             guard let peers = lastStatus()?["peers"] as? [String: [String: Any]] else { return [:] }

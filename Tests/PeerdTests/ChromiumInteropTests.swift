@@ -101,6 +101,10 @@ import Testing
         let summaries = await peerd.summaries()
         var heardByBrowsers: [String: Int] = [:]
         for (browserName, session) in sessions { heardByBrowsers[browserName] = session.heardFrequencies()["peerd-test"] }
+        // peerd's own talk detector sent говорит when its tone started: every page must have shown it.
+        for (browserName, session) in sessions {
+            #expect(session.sawSpeaking("peerd-test"), "\(browserName) showed peerd speaking")
+        }
         await peerd.stop()
         botTask?.cancel()
         for (_, session) in sessions { _ = session.stop() }

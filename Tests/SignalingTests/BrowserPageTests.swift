@@ -85,12 +85,22 @@ struct BrowserPageTests {
             let views = await peerViews(listener)
             return views.count == 1 && views[0].state == "connected" && abs(views[0].hz - tone) < 40
         }
+        /// Whether `listener`'s participants list has shown another participant speaking.
+        func seesSpeaking(_ listener: String) async -> Bool {
+            guard let r = try? await httpRequest(port: port, path: "/report/\(listener)"), r.status == 200,
+                  let report = try? json(r.body), case .object(let seen)? = report["seenSpeaking"] else { return false }
+            return seen.values.contains { $0.boolValue == true }
+        }
         let start = ContinuousClock.now
         var done = false
+        var aliceSeesSpeaking = false, bobSeesSpeaking = false
         while ContinuousClock.now - start < .seconds(60) {
-            if await hears("alice", 1200), await hears("bob", 500) { done = true; break }
+            if !aliceSeesSpeaking { aliceSeesSpeaking = await seesSpeaking("alice") }
+            if !bobSeesSpeaking { bobSeesSpeaking = await seesSpeaking("bob") }
+            if await hears("alice", 1200), await hears("bob", 500), aliceSeesSpeaking, bobSeesSpeaking { done = true; break }
             try await Task.sleep(for: .milliseconds(500))
         }
+        #expect(aliceSeesSpeaking && bobSeesSpeaking, "each page shows the other speaking (говорит from its level detector)")
         let elapsed = ContinuousClock.now - start
         let aliceReport = (try? await httpRequest(port: port, path: "/report/alice").body) ?? "none"
         let bobReport = (try? await httpRequest(port: port, path: "/report/bob").body) ?? "none"

@@ -319,6 +319,16 @@
     for (const [id, p] of peers) {
       status.peers[id] = { state: p.state, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState, gathering: p.pc.iceGatheringState, dominantHz: p.dominantHz, level: Number(p.level.toFixed(4)) };
     }
+    // What the participants list shows: who is speaking and whose microphone is on.
+    status.speaking = {};
+    status.microphones = {};
+    for (const p of participants) {
+      if (p.id === myId) continue;
+      status.speaking[p.id] = !!p['говорит'];
+      status.microphones[p.id] = p['микрофон_включен'] !== false;
+      // Remember that a participant was seen speaking at least once (speaking is brief for tests to catch).
+      if (p['говорит']) { status.seenSpeaking = status.seenSpeaking || {}; status.seenSpeaking[p.id] = true; }
+    }
   }
 
   // --- view ----------------------------------------------------------------------------------

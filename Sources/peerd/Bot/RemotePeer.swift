@@ -32,6 +32,7 @@ final class RemotePeer {
     var payloadBytesReceived = 0
     var lastLevel: UInt8 = 127
     var recordingError: String?
+    var recorderOpened = false
 
     enum PendingSignal {
         case offer(String)
@@ -50,7 +51,9 @@ final class RemotePeer {
 
     /// Opens the recording file on the first packet (so a participant who never sends writes nothing).
     func openRecorder(directory: String?, format: RecordFormat, stereo: Bool) {
-        guard let directory, oggRecorder == nil, wavRecorder == nil, recordingError == nil else { return }
+        // Once: a file finalized at leave/stop is never reopened (that would truncate it).
+        guard let directory, !recorderOpened, phase != .closed else { return }
+        recorderOpened = true
         let path = (directory as NSString).appendingPathComponent(fileName + (format == .ogg ? ".ogg" : ".wav"))
         do {
             switch format {
@@ -78,15 +81,23 @@ final class RemotePeer {
     }
 
     func tickRecorder(now: MonotonicTime) {
-        try? oggRecorder?.tick(now: now)
-        try? wavRecorder?.tick(now: now)
+        do {
+            try oggRecorder?.tick(now: now)
+            try wavRecorder?.tick(now: now)
+        } catch {
+            recordingError = "\(error)"
+        }
     }
 
-    func finishRecording() {
-        try? oggRecorder?.finish()
-        try? wavRecorder?.finish()
+    /// Finalizes the file; returns what went wrong, if anything.
+    @discardableResult
+    func finishRecording() -> String? {
+        var failure: String?
+        do { try oggRecorder?.finish() } catch { failure = "\(error)" }
+        do { try wavRecorder?.finish() } catch { failure = "\(error)" }
         oggRecorder = nil
         wavRecorder = nil
+        return failure
     }
 }
 

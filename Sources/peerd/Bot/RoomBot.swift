@@ -150,7 +150,7 @@ final class RoomBot: @unchecked Sendable {
             var drivers: [PeerConnectionDriver] = []
             for peer in self.peers.values {
                 self.sendBye(peer)
-                peer.finishRecording()
+                if let failure = peer.finishRecording() { self.logger.error("finalizing the recording of \(peer.id) failed: \(failure)") }
                 if let driver = peer.driver { drivers.append(driver) }
                 peer.phase = .closed
                 self.events.append("leave", participant: peer.id, fields: ["reason": "peerd stopped"])
@@ -482,6 +482,8 @@ final class RoomBot: @unchecked Sendable {
     }
 
     private func receive(_ packet: RTPPacket, from peer: RemotePeer, now: MonotonicTime) {
+        // Packets still in flight after leave/stop are not recorded: the file is final.
+        guard !stopped, peer.phase != .closed else { return }
         _ = peer.receiveStream.receive(packet, arrival: now)
         peer.packetsReceived += 1
         peer.payloadBytesReceived += packet.payload.count
@@ -549,6 +551,10 @@ final class RoomBot: @unchecked Sendable {
                 offer(to: peer)
             }
             peer.tickRecorder(now: now)
+            if let failure = peer.recordingError {
+                logger.error("recording \(peer.id) failed: \(failure)")
+                peer.recordingError = nil
+            }
             if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
             guard peer.phase == .connected, var stream = peer.sendStream else { continue }
             if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
