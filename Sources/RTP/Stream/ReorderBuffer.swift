@@ -35,33 +35,54 @@ public struct ReorderStatistics: Sendable, Equatable {
     public var reordered = 0
 }
 
-/// A reorder buffer keyed by RTP sequence number. Sans-IO: `insert` with the arrival time,
-/// then `drain(now:)` to take what is ready. The head waits for a missing packet at most
-/// `maxWait` after a later packet arrived, or until `capacity` packets are held.
+/// A reorder buffer indexed by RTP sequence number. Sans-IO: `insert` with the arrival time,
+/// then `drain(now:)` (or `next(now:)` one output at a time, without allocating) to take what
+/// is ready. The head waits for a missing packet at most `maxWait` after a later packet
+/// arrived, or until `capacity` packets are held.
+///
+/// Storage is a ring of slots indexed by the extended sequence number modulo its size (a power
+/// of two that grows on demand up to `capacity` rounded up), so in-order packets cost no
+/// hashing and no allocation. A packet too far ahead to fit the ring (but within `maxJump`)
+/// cannot be waited for behind: everything held is delivered at once, the run up to it is
+/// reported as one hole, and it becomes the new head. A 1024-bit window of recently passed
+/// sequence numbers tells duplicates of delivered packets from packets that arrive too late.
 public struct ReorderBuffer<Element: Sendable>: Sendable {
     public let maxWait: Duration
     public let capacity: Int
     /// A sequence jump larger than this (forward or back) restarts the buffer.
     public let maxJump: Int
     public private(set) var statistics = ReorderStatistics()
+    /// Packets currently held.
+    public private(set) var count = 0
 
+    private struct Slot: Sendable {
+        var element: Element?
+        var arrival: MonotonicTime
+    }
+
+    /// Ring size bound: `capacity` rounded up to a power of two.
+    private let maxRingSize: Int
+    private var ring: [Slot] = []
+    private var mask = 0
     private var unwrapper = SequenceUnwrapper()
-    /// Extended sequence number expected next; nil before the first packet.
+    /// Extended sequence number expected next (the head); nil before the first packet.
     private var nextExpected: Int64?
-    private var slots: [Int64: (element: Element, arrival: MonotonicTime)] = [:]
     private var highestInserted: Int64 = .min
-    /// Recently delivered extended numbers (for telling duplicates from late packets).
-    private var deliveredWindow = Set<Int64>()
+    /// Bit i set: sequence number ≡ i (mod 1024), below `nextExpected` and at most 1024 behind
+    /// it, was delivered (clear: reported missing).
+    private var delivered = [UInt64](repeating: 0, count: 16)
+    /// Outputs produced by `insert` (flushes, restarts) waiting for the next drain.
     private var pending: [ReorderOutput<Element>] = []
+    private var pendingIndex = 0
 
     public init(maxWait: Duration = .milliseconds(60), capacity: Int = 128, maxJump: Int = 3000) {
         self.maxWait = maxWait
         self.capacity = max(1, capacity)
         self.maxJump = max(1, maxJump)
+        var size = 1
+        while size < self.capacity { size <<= 1 }
+        maxRingSize = max(2, size)
     }
-
-    /// Packets currently held.
-    public var count: Int { slots.count }
 
     /// Adds a packet.
     @discardableResult
@@ -79,16 +100,16 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
                 extended = unwrapper.peek(sequenceNumber)
                 nextExpected = extended
                 highestInserted = .min
-                deliveredWindow.removeAll()
+                clearDelivered()
                 result = .restarted
             } else if extended < expected {
-                if deliveredWindow.contains(extended) {
+                if expected - extended <= 1024 && isDelivered(extended) {
                     statistics.duplicates += 1
                     return .duplicate
                 }
                 statistics.tooLate += 1
                 return .tooLate
-            } else if slots[extended] != nil {
+            } else if extended - expected < Int64(ring.count), ring[index(extended)].element != nil {
                 statistics.duplicates += 1
                 return .duplicate
             }
@@ -97,80 +118,183 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
         }
         _ = unwrapper.unwrap(sequenceNumber)
         if extended < highestInserted { statistics.reordered += 1 }
+        makeRoom(for: extended)
         highestInserted = max(highestInserted, extended)
-        slots[extended] = (element, arrival)
+        ring[index(extended)] = Slot(element: element, arrival: arrival)
+        count += 1
         return result
+    }
+
+    /// Takes the next output ready at `now`: a pending flush or restart marker, the in-order
+    /// head packet, or a hole whose wait expired; nil when nothing is ready. Does not allocate.
+    public mutating func next(now: MonotonicTime) -> ReorderOutput<Element>? {
+        if pendingIndex < pending.count {
+            let output = pending[pendingIndex]
+            pendingIndex += 1
+            if pendingIndex == pending.count {
+                pending.removeAll(keepingCapacity: true)
+                pendingIndex = 0
+            }
+            return output
+        }
+        guard count > 0, let expected = nextExpected else { return nil }
+        let head = index(expected)
+        if let element = ring[head].element {
+            ring[head].element = nil
+            count -= 1
+            markPassed(expected, delivered: true)
+            nextExpected = expected + 1
+            return .packet(sequenceNumber: sequenceNumber(expected), element: element)
+        }
+        // Head missing: give up on it when the oldest held packet waited long enough or we are full.
+        var oldestArrival = MonotonicTime(nanoseconds: .max)
+        var lowest = Int64.max
+        var key = highestInserted
+        while key > expected {
+            let slot = ring[index(key)]
+            if slot.element != nil {
+                lowest = key
+                if slot.arrival < oldestArrival { oldestArrival = slot.arrival }
+            }
+            key -= 1
+        }
+        guard lowest != .max, now - oldestArrival >= maxWait || count >= capacity else { return nil }
+        let missing = Int(lowest - expected)
+        skip(from: expected, to: lowest)
+        return .hole(first: sequenceNumber(expected), count: missing)
     }
 
     /// Takes everything ready at `now`: in-order packets, and holes whose wait expired.
     public mutating func drain(now: MonotonicTime) -> [ReorderOutput<Element>] {
-        var out = pending
-        pending.removeAll()
-        guard var expected = nextExpected else { return out }
-        while !slots.isEmpty {
-            if let slot = slots.removeValue(forKey: expected) {
-                out.append(.packet(sequenceNumber: sequenceNumber(expected), element: slot.element))
-                markDelivered(expected)
-                expected += 1
-                continue
-            }
-            // Head missing: give up on it when the oldest held packet waited long enough or we are full.
-            var oldestArrival = MonotonicTime(nanoseconds: .max)
-            var lowest = Int64.max
-            for (key, slot) in slots {
-                if slot.arrival < oldestArrival { oldestArrival = slot.arrival }
-                if key < lowest { lowest = key }
-            }
-            guard now - oldestArrival >= maxWait || slots.count >= capacity else { break }
-            let missing = Int(lowest - expected)
-            out.append(.hole(first: sequenceNumber(expected), count: missing))
-            statistics.holes += 1
-            statistics.missingPackets += missing
-            expected = lowest
-        }
-        nextExpected = expected
+        var out: [ReorderOutput<Element>] = []
+        while let output = next(now: now) { out.append(output) }
         return out
     }
 
     /// Delivers everything held, reporting holes between, regardless of time (e.g. at the end).
     public mutating func flush() -> [ReorderOutput<Element>] {
         flushAll()
-        let out = pending
-        pending.removeAll()
+        var out: [ReorderOutput<Element>] = []
+        while pendingIndex < pending.count {
+            out.append(pending[pendingIndex])
+            pendingIndex += 1
+        }
+        pending.removeAll(keepingCapacity: true)
+        pendingIndex = 0
         return out
     }
 
     /// Forgets all state (e.g. after an SSRC change).
     public mutating func reset() {
-        slots.removeAll()
+        for i in ring.indices { ring[i].element = nil }
+        count = 0
         pending.removeAll()
+        pendingIndex = 0
         nextExpected = nil
         unwrapper = SequenceUnwrapper()
         highestInserted = .min
-        deliveredWindow.removeAll()
+        clearDelivered()
     }
 
-    private mutating func flushAll() {
-        guard var expected = nextExpected else { return }
-        for key in slots.keys.sorted() {
-            guard let slot = slots[key] else { continue }
-            if key > expected {
-                pending.append(.hole(first: sequenceNumber(expected), count: Int(key - expected)))
-                statistics.holes += 1
-                statistics.missingPackets += Int(key - expected)
-            }
-            pending.append(.packet(sequenceNumber: sequenceNumber(key), element: slot.element))
-            markDelivered(key)
-            expected = key + 1
+    // MARK: Ring
+
+    @inline(__always)
+    private func index(_ extended: Int64) -> Int { Int(truncatingIfNeeded: extended) & mask }
+
+    /// Makes `ring` hold `extended` (≥ head): grows it, or flushes when it is too far ahead.
+    private mutating func makeRoom(for extended: Int64) {
+        guard let expected = nextExpected else { return }
+        let span = extended - expected + 1
+        if span <= Int64(ring.count) { return }
+        if span <= Int64(maxRingSize) {
+            var size = max(16, ring.count)
+            while Int64(size) < span { size <<= 1 }
+            grow(to: min(size, maxRingSize))
+            return
         }
-        slots.removeAll()
+        // Too far ahead to wait behind: deliver what is held, report the run up to it as one hole.
+        if ring.count < maxRingSize { grow(to: maxRingSize) }
+        flushAll()
+        let head = nextExpected ?? extended
+        if extended > head {
+            pending.append(.hole(first: sequenceNumber(head), count: Int(extended - head)))
+            skip(from: head, to: extended)
+        }
+    }
+
+    private mutating func grow(to size: Int) {
+        var newRing = [Slot](repeating: Slot(element: nil, arrival: .zero), count: size)
+        if count > 0, let expected = nextExpected {
+            var key = expected
+            while key <= highestInserted {
+                let slot = ring[index(key)]
+                if slot.element != nil { newRing[Int(truncatingIfNeeded: key) & (size - 1)] = slot }
+                key += 1
+            }
+        }
+        ring = newRing
+        mask = size - 1
+    }
+
+    /// Moves the head from `from` to `to`, marking the numbers between as missing.
+    private mutating func skip(from: Int64, to: Int64) {
+        statistics.holes += from < to ? 1 : 0
+        statistics.missingPackets += Int(to - from)
+        if to - from >= 1024 {
+            clearDelivered()
+        } else {
+            var key = from
+            while key < to { markPassed(key, delivered: false); key += 1 }
+        }
+        nextExpected = to
+    }
+
+    /// Moves every held packet to `pending`, reporting holes between.
+    private mutating func flushAll() {
+        guard let start = nextExpected else { return }
+        var expected = start
+        if count > 0 {
+            var key = start
+            while key <= highestInserted, count > 0 {
+                let i = index(key)
+                if let element = ring[i].element {
+                    if key > expected {
+                        pending.append(.hole(first: sequenceNumber(expected), count: Int(key - expected)))
+                        skip(from: expected, to: key)
+                    }
+                    ring[i].element = nil
+                    count -= 1
+                    pending.append(.packet(sequenceNumber: sequenceNumber(key), element: element))
+                    markPassed(key, delivered: true)
+                    expected = key + 1
+                }
+                key += 1
+            }
+        }
         nextExpected = expected
     }
 
-    private mutating func markDelivered(_ extended: Int64) {
-        statistics.delivered += 1
-        deliveredWindow.insert(extended)
-        if deliveredWindow.count > 1024 { deliveredWindow = deliveredWindow.filter { $0 > extended - 512 } }
+    // MARK: Delivered window
+
+    @inline(__always)
+    private mutating func markPassed(_ extended: Int64, delivered wasDelivered: Bool) {
+        let bit = Int(truncatingIfNeeded: extended) & 1023
+        if wasDelivered {
+            statistics.delivered += 1
+            delivered[bit >> 6] |= 1 << UInt64(bit & 63)
+        } else {
+            delivered[bit >> 6] &= ~(1 << UInt64(bit & 63))
+        }
+    }
+
+    @inline(__always)
+    private func isDelivered(_ extended: Int64) -> Bool {
+        let bit = Int(truncatingIfNeeded: extended) & 1023
+        return delivered[bit >> 6] & (1 << UInt64(bit & 63)) != 0
+    }
+
+    private mutating func clearDelivered() {
+        for i in delivered.indices { delivered[i] = 0 }
     }
 
     private func sequenceNumber(_ extended: Int64) -> SequenceNumber {
