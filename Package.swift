@@ -91,6 +91,17 @@ let package = Package(
         .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection"], path: "Benchmarks/peerd-bench"),
+        // Media receive load: `swift run -c release peerd-load sweep` (N sending peers at one receiving peerd).
+        .executableTarget(
+            name: "peerd-load",
+            dependencies: [
+                "Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/peerd-load",
+            exclude: ["aiortc_receiver.py"]
+        ),
         // Room server load: `swift run -c release signaling-load -- --clients 1000 --rooms 50`.
         .executableTarget(
             name: "signaling-load",

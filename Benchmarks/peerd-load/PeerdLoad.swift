@@ -1,0 +1,160 @@
+import DTLS
+import Foundation
+import NIOCore
+import NIOPosix
+import Wire
+
+/// `peerd-load`: N sending peers at one receiving peerd over real UDP on loopback (issue 7).
+///
+///     swift run -c release peerd-load sweep [--format ogg|wav] [--steps 500,1000,2000,3000] [--window 10]
+///     swift run -c release peerd-load run --streams 1000 [--format ogg|wav] [--receiver peerd|aiortc]
+///     swift run -c release peerd-load compare --streams 30      # peerd (ogg, wav) vs aiortc, same senders
+///
+/// The receiver is a child process (`peerd-load receive`, or `aiortc_receiver.py`) speaking JSON
+/// lines on stdin/stdout; the senders run in this process on their own event loop.
+@main
+struct PeerdLoad {
+    static let usage = """
+    peerd-load: N sending peers (real ICE, DTLS-SRTP, 20 ms Opus at 50 packets/s each) at one receiving
+    peerd (one event loop: PeerConnectionDriver per connection, RTP receive stream, Ogg pass-through
+    or WAV-decoding recorder per stream) over UDP on 127.0.0.1. Prints a table.
+
+      peerd-load sweep   [--format ogg|wav] [--steps 500,1000,2000,3000,4000] [--budget SECONDS]
+                         steps N up until a step loses packets (or the time budget is spent)
+      peerd-load run     --streams N [--format ogg|wav] [--receiver peerd|aiortc]
+      peerd-load compare --streams M [--aiortc-script PATH]
+                         the same senders against peerd (ogg), peerd (wav) and aiortc, in one run
+    Common: --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
+            --dir DIR (recordings; default a temp dir, removed afterwards)
+    """
+
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        let mode = arguments.first.map { $0.hasPrefix("-") ? "sweep" : $0 } ?? "sweep"
+        if let first = arguments.first, !first.hasPrefix("-") { arguments.removeFirst() }
+        if mode == "receive" {
+            do { try await ReceiverMode.run(arguments: arguments) } catch {
+                FileHandle.standardError.write(Data("receiver: \(error)\n".utf8))
+                exit(1)
+            }
+            return
+        }
+        if mode == "help" || arguments.contains("--help") || arguments.contains("-h") {
+            print(usage)
+            return
+        }
+        do {
+            try await drive(mode: mode, arguments: arguments)
+        } catch {
+            FileHandle.standardError.write(Data("peerd-load: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    struct BadArgument: Error, CustomStringConvertible { var description: String }
+
+    static func drive(mode: String, arguments: [String]) async throws {
+        var format = "ogg"
+        var steps: [Int]?
+        var streams = 100
+        var receiver = "peerd"
+        var budget = 300.0
+        var options = StepOptions(receiverCommand: [], receiverName: "")
+        var aiortcScript = FileManager.default.currentDirectoryPath + "/Benchmarks/peerd-load/aiortc_receiver.py"
+        var directory: String?
+        var index = 0
+        func value() throws -> String {
+            index += 1
+            guard index < arguments.count else { throw BadArgument(description: "\(arguments[index - 1]) needs a value") }
+            return arguments[index]
+        }
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--format": format = try value()
+            case "--steps": steps = try value().split(separator: ",").compactMap { Int($0) }
+            case "--streams": streams = Int(try value()) ?? streams
+            case "--receiver": receiver = try value()
+            case "--window": options.window = Double(try value()) ?? options.window
+            case "--warmup": options.warmup = Double(try value()) ?? options.warmup
+            case "--budget": budget = Double(try value()) ?? budget
+            case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight
+            case "--aiortc-script": aiortcScript = try value()
+            case "--dir": directory = try value()
+            default: throw BadArgument(description: "unknown option \(arguments[index]) (see --help)")
+            }
+            index += 1
+        }
+        guard format == "ogg" || format == "wav" else { throw BadArgument(description: "--format is ogg or wav") }
+        raiseFileLimit()
+        let base = directory ?? (NSTemporaryDirectory() + "peerd-load-\(getpid())")
+        defer { if directory == nil { try? FileManager.default.removeItem(atPath: base) } }
+        let senderGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let certificate = try DTLSCertificate.generate()
+        let frames = try preEncodedFrames()
+        let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        var run = 0
+        func command(_ kind: String, _ format: String) -> (command: [String], name: String) {
+            run += 1
+            let dir = base + "/run-\(run)-\(kind)-\(format)"
+            if kind == "aiortc" {
+                return (["/usr/bin/env", "python3", aiortcScript, "--dir", dir], "aiortc 1.16 (MediaRecorder wav)")
+            }
+            return (["/proc/self/exe", "receive", "--format", format, "--dir", dir], "peerd (\(format == "ogg" ? "Ogg pass-through" : "WAV, decoded"))")
+        }
+        print("peerd-load \(mode): window \(formatted(options.window, 0)) s after \(formatted(options.warmup, 0)) s warm-up, 50 packets/s per stream, 127.0.0.1")
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()) at start")
+        print(tableHeader())
+        var results: [StepResult] = []
+        func step(_ n: Int, _ kind: String, _ format: String) async throws -> StepResult {
+            (options.receiverCommand, options.receiverName) = command(kind, format)
+            log("  \(options.receiverName): \(n) streams")
+            let result = try await runStep(streams: n, options: options, senderLoop: senderGroup.next(),
+                                           certificate: certificate, frames: frames, log: log)
+            print(tableRow(result))
+            if let note = result.note { print("    note: \(note)") }
+            results.append(result)
+            return result
+        }
+        let start = MonotonicTime.now()
+        switch mode {
+        case "sweep":
+            let plan = steps ?? (format == "ogg" ? [500, 1000, 2000, 3000, 4000, 5000, 6000] : [100, 200, 300, 400, 600, 800])
+            var best: StepResult?
+            for n in plan {
+                let elapsed = (MonotonicTime.now() - start).seconds
+                let estimate = options.warmup + options.window + 10 + Double(n) * 0.006
+                if elapsed + estimate > budget {
+                    print("(stopping: the next step would pass the \(formatted(budget, 0)) s budget)")
+                    break
+                }
+                let result = try await step(n, "peerd", format)
+                if result.lossless { best = result } else { break }
+            }
+            if let best {
+                print("largest N without loss on one receiving event loop (one core): \(best.streams) (\(formatted(best.loopMicrosPerPacket, 2)) µs/packet, \(formatted(best.rssPerConnectionKiB, 1)) KiB/connection)")
+            } else {
+                print("no step was lossless")
+            }
+        case "run":
+            _ = try await step(streams, receiver, format)
+        case "compare":
+            let ogg = try await step(streams, "peerd", "ogg")
+            let wav = try await step(streams, "peerd", "wav")
+            let aiortc = try await step(streams, "aiortc", "wav")
+            print("")
+            print("process CPU per received packet, \(streams) streams each, same senders, same run:")
+            print("  peerd Ogg pass-through \(formatted(ogg.processMicrosPerPacket, 2)) µs, peerd WAV (decoded) \(formatted(wav.processMicrosPerPacket, 2)) µs, aiortc \(formatted(aiortc.processMicrosPerPacket, 1)) µs")
+            print("  ratio aiortc / peerd: \(formatted(aiortc.processMicrosPerPacket / ogg.processMicrosPerPacket, 0))x (vs Ogg), \(formatted(aiortc.processMicrosPerPacket / wav.processMicrosPerPacket, 1))x (vs WAV, both decode)")
+            print("  RSS per connection: peerd \(formatted(ogg.rssPerConnectionKiB, 0)) KiB, aiortc \(formatted(aiortc.rssPerConnectionKiB, 0)) KiB")
+        default:
+            throw BadArgument(description: "unknown mode \(mode) (see --help)")
+        }
+        print("load average at end: \(loadAverage()); total \(formatted((MonotonicTime.now() - start).seconds, 0)) s")
+        try await senderGroup.shutdownGracefully()
+    }
+
+    static func loadAverage() -> String {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "?"
+    }
+}

@@ -1,0 +1,288 @@
+import DTLS
+import Foundation
+import ICE
+import NIOCore
+import NIOPosix
+import PeerConnection
+import RTP
+import SDP
+import Wire
+
+/// The receiving side of the load: the peerd receive path, composed from the library types the
+/// bot uses (Sources/peerd/Bot/RoomBot.swift + RemotePeer.swift), without signaling: one
+/// `PeerConnectionDriver` per connection (its own UDP socket on 127.0.0.1, ICE, DTLS, SRTP), an
+/// `RTPReceiveStream`, the talk detector on the audio-level extension, and an Ogg Opus
+/// pass-through recorder (or a WAV recorder that decodes) per connection, all on ONE event loop.
+/// Per packet it does what `RoomBot.receive(_:from:now:)` does.
+///
+/// Runs as a child process (`peerd-load receive`) so that its RSS and CPU are its own.
+enum ReceiverMode {
+    static func run(arguments: [String]) async throws {
+        var format = "ogg"
+        var directory: String?
+        var index = 0
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--format": index += 1; format = arguments[index]
+            case "--dir": index += 1; directory = arguments[index]
+            default: break
+            }
+            index += 1
+        }
+        raiseFileLimit()
+        let dir = directory ?? (NSTemporaryDirectory() + "peerd-load-\(getpid())")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let receiver = try LoadReceiver(loop: group.next(), directory: dir, decode: format == "wav",
+                                        output: LineWriter(handle: FileHandle.standardOutput))
+        receiver.start()
+        var ready = LoadMessage(op: "ready")
+        ready.rss = residentBytes()
+        receiver.output.send(ready)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let resumed = ResumeOnce(done)
+            startLineReader(fd: 0, onMessage: { message in
+                if receiver.handle(message) { resumed.resume() }
+            }, onEOF: { resumed.resume() })
+        }
+        let bye = try await receiver.finish()
+        receiver.output.send(bye)
+        exit(0)
+    }
+}
+
+/// Resumes a continuation at most once (from whichever thread gets there first).
+final class ResumeOnce: Sendable {
+    private let lock = NSLock()
+    private nonisolated(unsafe) var continuation: CheckedContinuation<Void, Never>?
+    // nonisolated(unsafe) is safe: `continuation` is only read and cleared under `lock`.
+
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+
+    func resume() {
+        lock.lock()
+        let pending = continuation
+        continuation = nil
+        lock.unlock()
+        pending?.resume()
+    }
+}
+
+/// What the receiver keeps per connection (as the bot's `RemotePeer`). Confined to the loop.
+final class ReceivedConnection {
+    let id: Int
+    var driver: PeerConnectionDriver?
+    var receiveStream = RTPReceiveStream()
+    var oggRecorder: OggOpusRecorder?
+    var wavRecorder: WAVRecorder?
+    var recorderOpened = false
+    var talk = TalkDetector()
+    var audioLevelID: UInt8?
+    var packets = 0
+    var payloadBytes = 0
+    var connectedAt: MonotonicTime?
+    var firstAudioAt: MonotonicTime?
+    var failure: String?
+
+    init(id: Int) { self.id = id }
+}
+
+/// Thread-safety: every mutable member is touched only on `loop` (the handlers hop there), which
+/// is why the `@unchecked Sendable` is safe.
+final class LoadReceiver: @unchecked Sendable {
+    let loop: any EventLoop
+    let certificate: DTLSCertificate
+    let directory: String
+    let decode: Bool
+    let output: LineWriter
+    private var connections: [Int: ReceivedConnection] = [:]
+    private var ordered: [ReceivedConnection] = []
+    private var totalPackets = 0
+    private var connectedCount = 0
+    private var mediaTask: RepeatedTask?
+
+    init(loop: any EventLoop, directory: String, decode: Bool, output: LineWriter) throws {
+        self.loop = loop
+        self.directory = directory
+        self.decode = decode
+        self.output = output
+        certificate = try DTLSCertificate.generate()
+    }
+
+    /// The bot's 20 ms media clock, receive half: recorder flushes and talk evaluation per peer.
+    func start() {
+        mediaTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { [self] _ in
+            let now = MonotonicTime.now()
+            for connection in ordered {
+                do {
+                    try connection.oggRecorder?.tick(now: now)
+                    try connection.wavRecorder?.tick(now: now)
+                } catch {
+                    connection.failure = "\(error)"
+                }
+                _ = connection.talk.evaluate(now: now)
+            }
+        }
+    }
+
+    /// Returns true on `quit`.
+    func handle(_ message: LoadMessage) -> Bool {
+        switch message.op {
+        case "offer":
+            guard let id = message.id, let sdp = message.sdp else { return false }
+            answer(id: id, sdp: sdp)
+        case "mark":
+            loop.execute { [self] in
+                var reply = LoadMessage(op: "mark")
+                reply.cpuLoopNs = threadCPUNanoseconds()
+                reply.cpuProcessNs = processCPUNanoseconds()
+                reply.rss = residentBytes()
+                reply.packets = totalPackets
+                reply.connected = connectedCount
+                output.send(reply)
+            }
+        case "counts":
+            loop.execute { [self] in
+                var reply = LoadMessage(op: "counts")
+                reply.perStream = Dictionary(uniqueKeysWithValues: ordered.map { ("\($0.id)", $0.packets) })
+                let delays = ordered.compactMap { c in c.firstAudioAt.flatMap { f in c.connectedAt.map { (f - $0).seconds * 1000 } } }.sorted()
+                reply.firstAudioMs = delays.isEmpty ? nil : delays[delays.count / 2]
+                reply.packets = totalPackets
+                output.send(reply)
+            }
+        case "quit":
+            return true
+        default:
+            break
+        }
+        return false
+    }
+
+    private func answer(id: Int, sdp: String) {
+        Task { [self] in
+            do {
+                let offer = try SessionDescription(parsing: sdp)
+                var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: false, trickle: false)
+                configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
+                try await loop.submit { [self] in
+                    let connection = ReceivedConnection(id: id)
+                    connections[id] = connection
+                    ordered.append(connection)
+                }.get()
+                let driver = try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly,
+                                                                  eventLoop: loop) { [self] event in handleEvent(id, event) }
+                let answer = try await driver.withCore { core in try core.acceptOffer(offer, now: .now()).serialized() }
+                try await loop.submit { [self] in connections[id]?.driver = driver }.get()
+                var reply = LoadMessage(op: "answer")
+                reply.id = id
+                reply.sdp = answer
+                output.send(reply)
+            } catch {
+                var reply = LoadMessage(op: "error")
+                reply.id = id
+                reply.message = "\(error)"
+                output.send(reply)
+            }
+        }
+    }
+
+    /// On the loop, for every event of connection `id` (as `RoomBot.handlePeerEvent`).
+    private func handleEvent(_ id: Int, _ event: PeerConnectionEvent) {
+        guard let connection = connections[id] else { return }
+        let now = MonotonicTime.now()
+        switch event {
+        case .connected:
+            connection.connectedAt = now
+            connectedCount += 1
+        case .rtp(let packet):
+            receive(packet, on: connection, now: now)
+        case .rtcp(let compound):
+            for packet in compound.packets {
+                if case .senderReport(let report) = packet {
+                    _ = connection.receiveStream.receiveSenderReport(report, arrival: now)
+                    connection.oggRecorder?.receiveSenderReport(report)
+                }
+            }
+        case .failed(let error):
+            connection.failure = "\(error)"
+        default:
+            break
+        }
+    }
+
+    /// What `RoomBot.receive(_:from:now:)` does per packet, minus the event log and echo.
+    private func receive(_ packet: RTPPacket, on connection: ReceivedConnection, now: MonotonicTime) {
+        _ = connection.receiveStream.receive(packet, arrival: now)
+        connection.packets += 1
+        totalPackets += 1
+        connection.payloadBytes += packet.payload.count
+        if connection.firstAudioAt == nil {
+            connection.firstAudioAt = now
+            connection.audioLevelID = connection.driver?.core.audio?.extensions.audioLevel
+        }
+        if !connection.recorderOpened {
+            let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false
+            openRecorder(connection, stereo: stereo)
+        }
+        do {
+            try connection.oggRecorder?.receive(packet, arrival: now, wallclock: NTPTime(unixSeconds: Date().timeIntervalSince1970))
+            if let wav = connection.wavRecorder {
+                try wav.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
+                                payload: Array(packet.payload), arrival: now)
+            }
+        } catch {
+            connection.failure = "\(error)"
+        }
+        if let id = connection.audioLevelID, let element = packet.headerExtensionElement(id: id),
+           let level = try? AudioLevelExtension.parse(from: element) {
+            _ = connection.talk.add(level: level.level, at: now)
+        }
+    }
+
+    private func openRecorder(_ connection: ReceivedConnection, stereo: Bool) {
+        connection.recorderOpened = true
+        let path = (directory as NSString).appendingPathComponent("stream-\(connection.id)" + (decode ? ".wav" : ".ogg"))
+        do {
+            if decode {
+                connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)
+            } else {
+                let file = try OggFileOutput(path: path)
+                connection.oggRecorder = try OggOpusRecorder(output: file, channels: stereo ? 2 : 1,
+                                                             serialNumber: UInt32.random(in: 1...UInt32.max))
+            }
+        } catch {
+            connection.failure = "\(error)"
+        }
+    }
+
+    /// Finalizes every recording and reports how many files and bytes were written.
+    func finish() async throws -> LoadMessage {
+        try await loop.submit { [self] in
+            mediaTask?.cancel()
+            var failures = 0
+            for connection in ordered {
+                do {
+                    try connection.oggRecorder?.finish()
+                    try connection.wavRecorder?.finish()
+                } catch {
+                    failures += 1
+                }
+                if connection.failure != nil { failures += 1 }
+            }
+            var files = 0
+            var bytes: Int64 = 0
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                let path = (directory as NSString).appendingPathComponent(name)
+                if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber {
+                    files += 1
+                    bytes += size.int64Value
+                }
+            }
+            var bye = LoadMessage(op: "bye")
+            bye.files = files
+            bye.bytes = bytes
+            bye.message = failures == 0 ? nil : "\(failures) connection(s) reported a failure"
+            return bye
+        }.get()
+    }
+}

@@ -1,0 +1,264 @@
+import DTLS
+import Foundation
+import ICE
+import NIOCore
+import NIOPosix
+import PeerConnection
+import RTP
+import SDP
+import Wire
+
+/// One sending peer: a real `PeerConnectionCore` (ICE controlling, DTLS client, SRTP) and an
+/// `RTPSendStream` sending a pre-encoded 20 ms Opus frame every 20 ms.
+final class SenderPeer {
+    enum State { case idle, offered, connected, failed }
+    let index: Int
+    let core: PeerConnectionCore
+    var state = State.idle
+    var stream: RTPSendStream?
+    var sent = 0
+    var frame = 0
+
+    init(index: Int, core: PeerConnectionCore) {
+        self.index = index
+        self.core = core
+    }
+}
+
+/// N sending peers on one event loop sharing ONE UDP socket (demultiplexed by the receiver's
+/// address, which differs per connection since peerd binds a socket per connection). One socket
+/// lets NIO batch the sends of a tick into sendmmsg, so the senders stay cheaper than the
+/// receiver they load. Stream `i` sends in 1 ms slot `i % 20` of every 20 ms, spreading the load.
+///
+/// Thread-safety: every mutable member is touched only on `loop`; that is why the
+/// `@unchecked Sendable` is safe.
+final class SenderFarm: @unchecked Sendable {
+    let loop: any EventLoop
+    let certificate: DTLSCertificate
+    let frames: [[UInt8]]
+    let count: Int
+    let maxInFlight: Int
+    private(set) var sockets: UDPSocketSet?
+    private var local = TransportAddress(ip: .v4(0x7F00_0001), port: 0)
+    private(set) var peers: [SenderPeer] = []
+    private var byRemote: [TransportAddress: SenderPeer] = [:]
+    private var slots: [[SenderPeer]] = Array(repeating: [], count: 20)
+    private var nextToOffer = 0
+    private var inFlight = 0
+    private(set) var connected = 0
+    private(set) var failed = 0
+    private(set) var unknownSource = 0
+    private(set) var totalSent = 0
+    private var sweepTask: RepeatedTask?
+    private var sweepCount = 0
+    private var sendTask: RepeatedTask?
+    private var sendStart = MonotonicTime.zero
+    private var lastSlot: Int64 = -1
+    private var rng = SystemRandomNumberGenerator()
+    /// Where offers go (the receiver's stdin).
+    var sendOffer: (Int, String) -> Void = { _, _ in }
+
+    init(count: Int, loop: any EventLoop, certificate: DTLSCertificate, frames: [[UInt8]], maxInFlight: Int = 32) {
+        self.count = count
+        self.loop = loop
+        self.certificate = certificate
+        self.frames = frames
+        self.maxInFlight = maxInFlight
+    }
+
+    func bind() async throws {
+        let sockets = try await UDPSocketSet.bind(
+            addresses: [.v4(0x7F00_0001)], configuration: .init(vectorReadMessageCount: 32, socketBufferBytes: 16 << 20),
+            eventLoop: loop, onReceive: { [self] in receive($0) }, onReadComplete: { [self] in flush() })
+        try await loop.submit { [self] in
+            self.sockets = sockets
+            local = sockets.localAddresses[0]
+        }.get()
+    }
+
+    /// Creates the peers and starts offering (at most `maxInFlight` handshakes at a time).
+    func beginConnecting() {
+        loop.preconditionInEventLoop()
+        for index in 0..<count {
+            var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: true, trickle: false)
+            configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
+            let core = PeerConnectionCore(configuration: configuration)
+            core.addHostCandidates([local])
+            core.endOfLocalCandidates()
+            peers.append(SenderPeer(index: index, core: core))
+        }
+        sweepTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { [self] _ in sweep() }
+        offerMore()
+    }
+
+    var settled: Bool { connected + failed == count }
+
+    private func offerMore() {
+        while inFlight < maxInFlight, nextToOffer < count {
+            let peer = peers[nextToOffer]
+            nextToOffer += 1
+            do {
+                let offer = try peer.core.createOffer(now: .now())
+                peer.state = .offered
+                inFlight += 1
+                sendOffer(peer.index, offer.serialized())
+            } catch {
+                peer.state = .failed
+                failed += 1
+            }
+        }
+    }
+
+    func handleAnswer(id: Int, sdp: String) {
+        guard id < peers.count else { return }
+        let peer = peers[id]
+        do {
+            let answer = try SessionDescription(parsing: sdp)
+            for address in Self.candidateAddresses(in: sdp) { byRemote[address] = peer }
+            try peer.core.setRemoteAnswer(answer, now: .now())
+        } catch {
+            fail(peer)
+        }
+        drain(peer)
+        flush()
+    }
+
+    func handleError(id: Int) {
+        guard id < peers.count else { return }
+        fail(peers[id])
+    }
+
+    private func fail(_ peer: SenderPeer) {
+        guard peer.state == .offered else { return }
+        peer.state = .failed
+        failed += 1
+        inFlight -= 1
+        offerMore()
+    }
+
+    /// host candidate addresses from `a=candidate:` lines (the receiver's sockets).
+    static func candidateAddresses(in sdp: String) -> [TransportAddress] {
+        sdp.split(whereSeparator: \.isNewline).compactMap { line in
+            guard line.hasPrefix("a=candidate:") else { return nil }
+            let fields = line.split(separator: " ")
+            guard fields.count > 5, let port = UInt16(fields[5]) else { return nil }
+            return TransportAddress("\(fields[4]):\(port)")
+        }
+    }
+
+    private func receive(_ datagram: ReceivedDatagram) {
+        guard let peer = byRemote[datagram.source] else { unknownSource += 1; return }
+        peer.core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
+        drain(peer)
+    }
+
+    private func drain(_ peer: SenderPeer) {
+        while let event = peer.core.pollEvent() {
+            switch event {
+            case .connected:
+                guard peer.state == .offered else { continue }
+                peer.state = .connected
+                connected += 1
+                inFlight -= 1
+                if let audio = peer.core.audio {
+                    let configuration = RTPSendStreamConfiguration(
+                        ssrc: SSRC(rawValue: peer.core.configuration.ssrc), payloadType: PayloadType(rawValue: audio.codec.payloadType) ?? 111,
+                        cname: peer.core.configuration.cname, mid: audio.mid,
+                        audioLevelExtensionID: audio.extensions.audioLevel, midExtensionID: audio.extensions.mid,
+                        reducedSizeRTCP: audio.rtcpReducedSize)
+                    peer.stream = RTPSendStream(configuration: configuration, start: .now(), using: &rng)
+                }
+                slots[peer.index % 20].append(peer)
+                offerMore()
+            case .failed:
+                fail(peer)
+            default:
+                break
+            }
+        }
+        guard let sockets else { return }
+        while let transmit = peer.core.pollTransmit() {
+            try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
+        }
+    }
+
+    private func flush() {
+        sockets?.flush()
+    }
+
+    /// Timers: handshaking peers every 10 ms, connected ones (consent, RTCP) every 200 ms.
+    private func sweep() {
+        sweepCount += 1
+        let now = MonotonicTime.now()
+        let all = sweepCount % 20 == 0
+        for peer in peers where peer.state == .offered || (all && peer.state == .connected) {
+            if let deadline = peer.core.nextTimeout, deadline <= now {
+                peer.core.handleTimeout(now: now)
+                drain(peer)
+            }
+        }
+        flush()
+    }
+
+    func startSending() {
+        loop.preconditionInEventLoop()
+        sendStart = .now()
+        lastSlot = -1
+        sendTask = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { [self] _ in sendDue() }
+    }
+
+    /// Sends every frame due by now (catching up if the loop was late, so the rate stays 50/s
+    /// per stream for as long as the sender has the CPU).
+    private func sendDue() {
+        let now = MonotonicTime.now()
+        let current = (now.nanoseconds - sendStart.nanoseconds) / 1_000_000
+        guard current > lastSlot else { return }
+        let wallclock = NTPTime(unixSeconds: Date().timeIntervalSince1970)
+        var slot = lastSlot + 1
+        while slot <= current {
+            for peer in slots[Int(slot % 20)] where peer.state == .connected {
+                guard var stream = peer.stream else { continue }
+                if let packet = stream.packetize(opusFrame: frames[peer.frame % frames.count], level: 40) {
+                    peer.core.sendRTP(packet)
+                    peer.sent += 1
+                    totalSent += 1
+                }
+                peer.frame += 1
+                if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock) { peer.core.sendRTCP(rtcp) }
+                peer.stream = stream
+                drain(peer)
+            }
+            slot += 1
+        }
+        lastSlot = current
+        flush()
+    }
+
+    func stopSending() {
+        sendTask?.cancel()
+        sendTask = nil
+    }
+
+    func close() async {
+        try? await loop.submit { [self] in
+            stopSending()
+            sweepTask?.cancel()
+            sweepTask = nil
+        }.get()
+        await sockets?.close()
+    }
+}
+
+/// 50 pre-encoded 20 ms Opus frames (one second of a 440 Hz tone, mono, 48 kHz), sent in a loop.
+func preEncodedFrames() throws -> [[UInt8]] {
+    let encoder = try OpusEncoder(channels: 1)
+    var frames: [[UInt8]] = []
+    for index in 0..<50 {
+        let pcm = (0..<960).map { sample -> Int16 in
+            let t = Double(index * 960 + sample) / 48_000
+            return Int16(8_000 * sin(2 * Double.pi * 440 * t))
+        }
+        frames.append(try encoder.encode(pcm))
+    }
+    return frames
+}
