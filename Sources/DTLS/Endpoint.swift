@@ -75,17 +75,6 @@ final class PeerVerification {
     }
 }
 
-private let verifyCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { storeContext, argument in
-    guard let storeContext, let argument, let certificate = X509_STORE_CTX_get0_cert(storeContext) else { return 0 }
-    let verification = Unmanaged<PeerVerification>.fromOpaque(argument).takeUnretainedValue()
-    if verification.check(certificate) {
-        X509_STORE_CTX_set_error(storeContext, X509_V_OK)
-        return 1
-    }
-    X509_STORE_CTX_set_error(storeContext, X509_V_ERR_CERT_REJECTED)
-    return 0
-}
-
 /// A sans-IO DTLS 1.2 endpoint for DTLS-SRTP (RFC 5763/5764) on OpenSSL: datagrams in,
 /// datagrams, events and the next timer deadline out. It owns no socket, thread or clock.
 ///
@@ -125,7 +114,8 @@ public final class DTLSEndpoint: @unchecked Sendable {
     /// When the caller should call `handleTimeout(now:)`; nil when no timer runs.
     public private(set) var nextTimeout: MonotonicTime?
 
-    private let context: OpaquePointer
+    /// The (shared) SSL_CTX this endpoint holds a reference to.
+    let context: OpaquePointer
     private let ssl: OpaquePointer
     private let bio: OpaquePointer
     private let verification: PeerVerification
@@ -158,32 +148,23 @@ public final class DTLSEndpoint: @unchecked Sendable {
         guard !srtpProfiles.isEmpty else { throw .setupFailed("no SRTP profile to offer") }
         guard (256...65507).contains(mtu) else { throw .setupFailed("MTU \(mtu) outside 256...65507") }
 
+        // One configured SSL_CTX per certificate and profile list, shared (see DTLSContextCache).
+        let context = try DTLSContextCache.shared.context(certificate: certificate, profiles: srtpProfiles)
         ERR_clear_error()
-        guard let context = SSL_CTX_new(DTLS_method()) else { throw .setupFailed(drainOpenSSLErrors()) }
-        var ok = peerd_SSL_CTX_set_min_proto_version(context, peerd_DTLS1_2_VERSION()) == 1
-        ok = ok && peerd_SSL_CTX_set_max_proto_version(context, peerd_DTLS1_2_VERSION()) == 1
-        ok = ok && SSL_CTX_use_certificate(context, certificate.x509) == 1
-        ok = ok && SSL_CTX_use_PrivateKey(context, certificate.privateKey) == 1
-        ok = ok && SSL_CTX_check_private_key(context) == 1
-        ok = ok && SSL_CTX_set_cipher_list(context, Self.cipherList) == 1
-        ok = ok && peerd_SSL_CTX_set1_groups_list(context, "X25519:P-256:P-384") == 1
-        // Returns 0 on success, unlike most of OpenSSL.
-        ok = ok && SSL_CTX_set_tlsext_use_srtp(context, srtpProfiles.map(\.openSSLName).joined(separator: ":")) == 0
-        guard ok else {
-            let message = drainOpenSSLErrors()
-            SSL_CTX_free(context)
-            throw .setupFailed(message)
-        }
-        _ = peerd_SSL_CTX_set_options(context, peerd_SSL_OP_NO_QUERY_MTU() | peerd_SSL_OP_NO_TICKET() | peerd_SSL_OP_NO_RENEGOTIATION())
-        peerd_SSL_CTX_set_read_ahead(context, 1)
-        SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
-        SSL_CTX_set_cert_verify_callback(context, verifyCallback, Unmanaged.passUnretained(verification).toOpaque())
-
-        guard let ssl = SSL_new(context), let bio = peerd_dgram_bio_new() else {
+        guard let ssl = SSL_new(context) else {
             let message = drainOpenSSLErrors()
             SSL_CTX_free(context)
             throw .setupFailed("SSL_new: " + message)
         }
+        guard let bio = peerd_dgram_bio_new() else {
+            let message = drainOpenSSLErrors()
+            SSL_free(ssl)
+            SSL_CTX_free(context)
+            throw .setupFailed("BIO: " + message)
+        }
+        // The verify callback finds this endpoint's expected fingerprints here; `verification`
+        // outlives `ssl` (freed first in deinit).
+        _ = peerd_SSL_set_app_data(ssl, Unmanaged.passUnretained(verification).toOpaque())
         SSL_set_bio(ssl, bio, bio)
         let initialMicros = UInt32(clamping: initialRetransmitTimeout.nanosecondsClamped / 1000)
         let maxMicros = UInt32(clamping: maxRetransmitTimeout.nanosecondsClamped / 1000)

@@ -40,6 +40,8 @@ static inline const char *peerd_openssl_version(void) { return OpenSSL_version(O
 static inline long peerd_SSL_get_extms_support(SSL *ssl) { return SSL_get_extms_support(ssl); }
 static inline int peerd_SSL_set_app_data(SSL *ssl, void *data) { return SSL_set_ex_data(ssl, 0, data); }
 static inline void *peerd_SSL_get_app_data(const SSL *ssl) { return SSL_get_ex_data(ssl, 0); }
+static inline long peerd_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+static inline long peerd_SSL_SESS_CACHE_OFF(void) { return SSL_SESS_CACHE_OFF; }
 static inline int peerd_X509_set_version3(X509 *x) { return X509_set_version(x, 2); }
 
 // A datagram BIO without a socket: each BIO_write becomes one queued outgoing datagram,
