@@ -296,6 +296,64 @@ struct HandshakeTests {
         #expect(packet == rtpPacket(sequence: 7, payload: [1, 2, 3]))
     }
 
+    @Test("a fresh ClientHello from a new client endpoint is dropped and counted by a live session")
+    func freshClientHelloAfterHandshake() throws {
+        let peers = try makePeers()
+        let result = exchange(client: peers.client, server: peers.server)
+        let keys = try #require(ExchangeResult.connected(result.clientEvents))
+        let serverKeys = try #require(ExchangeResult.connected(result.serverEvents))
+        let serverStale = peers.server.statistics.staleEpochDatagrams
+        let clientStale = peers.client.statistics.staleEpochDatagrams
+        let serverSent = peers.server.statistics.datagramsSent
+
+        // A new client (new certificate, small MTU so its ClientHello may span datagrams) starts
+        // a handshake towards the live server, and its first flight also reaches the live client.
+        let intruderCertificate = try DTLSCertificate.generate()
+        let intruder = try DTLSEndpoint(role: .client, certificate: intruderCertificate,
+                                        remoteFingerprints: [peers.serverCertificate.fingerprint],
+                                        mtu: 256, initialRetransmitTimeout: .milliseconds(5))
+        let now = MonotonicTime.now()
+        intruder.start(now: now)
+        var hellos: [[UInt8]] = []
+        while let datagram = intruder.pollTransmit() { hellos.append(datagram) }
+        try #require(!hellos.isEmpty)
+        #expect(hellos.flatMap(records).contains { describe($0).handshake == 1 }, "the intruder's flight is a ClientHello")
+        // Its retransmission too.
+        usleep(20_000)
+        intruder.handleTimeout(now: .now())
+        while let datagram = intruder.pollTransmit() { hellos.append(datagram) }
+        for datagram in hellos {
+            peers.server.handleDatagram(datagram, now: now)
+            peers.client.handleDatagram(datagram, now: now)
+        }
+        #expect(peers.server.state == .connected)
+        #expect(peers.client.state == .connected)
+        #expect(peers.server.statistics.staleEpochDatagrams == serverStale + hellos.count)
+        #expect(peers.client.statistics.staleEpochDatagrams == clientStale + hellos.count)
+        // Nothing answers the intruder (no HelloVerifyRequest, no ServerHello, no alert) and no
+        // event is raised.
+        #expect(peers.server.pollTransmit() == nil)
+        #expect(peers.client.pollTransmit() == nil)
+        #expect(peers.server.statistics.datagramsSent == serverSent)
+        #expect(peers.server.pollEvent() == nil)
+        #expect(peers.client.pollEvent() == nil)
+        #expect(intruder.state == .handshaking)
+
+        // The session keeps working: application data both ways, then SRTP with its keys.
+        try peers.client.write(Array("still here".utf8), now: now)
+        while let datagram = peers.client.pollTransmit() { peers.server.handleDatagram(datagram, now: now) }
+        #expect(peers.server.pollEvent() == .applicationData(Array("still here".utf8)))
+        try peers.server.write(Array("me too".utf8), now: now)
+        while let datagram = peers.server.pollTransmit() { peers.client.handleDatagram(datagram, now: now) }
+        #expect(peers.client.pollEvent() == .applicationData(Array("me too".utf8)))
+        let a = try SRTPSession(profile: keys.0, keys: keys.1)
+        let b = try SRTPSession(profile: serverKeys.0, keys: serverKeys.1)
+        var packet = rtpPacket(sequence: 11, payload: [4, 5, 6])
+        try a.protectRTP(&packet)
+        try b.unprotectRTP(&packet)
+        #expect(packet == rtpPacket(sequence: 11, payload: [4, 5, 6]))
+    }
+
     @Test("close sends close_notify and the peer reports closed")
     func closeNotify() throws {
         let peers = try makePeers()
