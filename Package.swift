@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // C system libraries, found through pkg-config.
@@ -81,6 +82,7 @@ let package = Package(
                 "ICE", "DTLS", "RTP", "SDP", "Signaling", "PeerConnection", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -119,7 +121,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(
             name: "PeerdTests",
-            dependencies: ["peerd", "ICE", "Signaling", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio")]
+            dependencies: ["peerd", "ICE", "Signaling", "PeerConnection", "RTP", "SDP", .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(name: "ICETests", dependencies: ["ICE", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS", "Wire", "COpenSSL", "CSRTP", "CShims"]),

@@ -94,7 +94,10 @@ public struct PeerConnectionCounters: Sendable, Equatable {
 /// Not thread-safe by design: it is confined to the event loop (or actor) that drives it.
 public final class PeerConnectionCore {
     public let configuration: PeerConnectionConfiguration
-    public let localCredentials: ICECredentials
+    /// Our ICE credentials; new ones after an ICE restart (ours or the peer's).
+    public private(set) var localCredentials: ICECredentials
+    /// ICE restarts so far (started here or answered).
+    public private(set) var iceRestarts = 0
     public private(set) var signalingState: SignalingState = .stable
     public private(set) var counters = PeerConnectionCounters()
     /// What was negotiated for audio, once a description pair is complete.
@@ -173,6 +176,22 @@ public final class PeerConnectionCore {
         signalingState = .stable
     }
 
+    /// Starts an ICE restart (RFC 8445 section 9, RFC 9429 section 4.1.8.1): new local credentials,
+    /// which the next `createOffer` carries; checks start over once the answer brings the peer's new
+    /// credentials. The DTLS association and SRTP keys stay, and media keeps the selected pair (the
+    /// last one, even after consent was lost) until the new checks select one. Call it in `stable`.
+    public func restartICE() throws(PeerConnectionError) {
+        guard !isClosed else { throw .closed }
+        guard signalingState == .stable else { throw .wrongSignalingState("restartICE in \(signalingState.rawValue)") }
+        restartLocalICE()
+    }
+
+    private func restartLocalICE() {
+        localCredentials = .random()
+        agent?.restart(newLocalCredentials: localCredentials)
+        iceRestarts += 1
+    }
+
     /// Applies the remote answer to our pending offer.
     public func setRemoteAnswer(_ answer: SessionDescription, now: MonotonicTime) throws(PeerConnectionError) {
         guard !isClosed else { throw .closed }
@@ -196,8 +215,15 @@ public final class PeerConnectionCore {
         guard !isClosed else { throw .closed }
         guard signalingState == .stable else { throw .wrongSignalingState("offer in \(signalingState.rawValue)") }
         ensureAgent(role: .controlled, now: now)
-        let negotiated: (answer: SessionDescription, audio: NegotiatedAudio, transport: RemoteTransport)
+        var negotiated: (answer: SessionDescription, audio: NegotiatedAudio, transport: RemoteTransport)
         do { negotiated = try JSEP.answer(offer, local: localParameters()) } catch { throw .negotiation(error) }
+        // New ICE credentials in an offer are an ICE restart (RFC 8839 section 4.4.1.1.1): the answer
+        // carries new credentials too, unless we restarted already (our restart offer lost on glare).
+        if let previous = remoteTransport, agent?.remoteCredentials != nil,
+           previous.iceUfrag != negotiated.transport.iceUfrag || previous.icePwd != negotiated.transport.icePwd {
+            restartLocalICE()
+            do { negotiated = try JSEP.answer(offer, local: localParameters()) } catch { throw .negotiation(error) }
+        }
         let role: DTLSRole
         do { role = try DTLSRole.forAnswerer(offerSetup: negotiated.transport.setup).role } catch {
             throw .negotiation(.badSetup(negotiated.transport.setup.rawValue))

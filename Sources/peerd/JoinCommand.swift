@@ -19,10 +19,21 @@ struct JoinCommand: AsyncParsableCommand {
             remote participant whatever the offer order (it answers offers, offers to participants who do
             not offer within --offer-delay, and is the polite side on glare).
 
+            It records each participant to DIR/<participant-id>.ogg|wav (ids made safe for file names),
+            appends joins, leaves, mic toggles and speaking to DIR/events.jsonl, and writes getStats-shaped
+            statistics of every connection to DIR/stats.json every --stats-interval seconds. Browsers'
+            <uuid>.local (mDNS) candidates are resolved with one-shot mDNS queries. When consent is lost
+            or ICE fails on a connection, peerd restarts ICE (a new offer with new credentials).
+            On a terminal a status line shows every participant's connection state, level and speaking;
+            otherwise logs are plain lines or JSON (--log-format json). PEERD_LOG_LEVEL=debug logs more.
+            SIGINT/SIGTERM: leaves the room, closes every connection and finalizes every file.
+
             Examples:
               peerd join ws://127.0.0.1:8080/ws --room general --tone 440 --record rec/
               peerd join wss://rooms.example.org/ws --room important --password secret --play greeting.ogg
               peerd join ws://127.0.0.1:8080/ws --room general --echo --stun stun:stun.example.org:3478
+              peerd join ws://127.0.0.1:8080/ws --room general --muted --record rec/ --format wav --log-format json
+              peerd join ws://127.0.0.1:8080/ws --room general --name Bot --id bot-1 --trickle off --duration 60
             """
     )
 
@@ -32,68 +43,85 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: "The room to join (e.g. general).")
     var room: String
 
-    @Option(help: "Room password, for private rooms.")
+    @Option(help: "Room password, for private rooms (e.g. --password secret).")
     var password: String?
 
-    @Option(help: "Display name shown to the other participants.")
+    @Option(help: "Display name shown to the other participants (e.g. --name \"Recorder\").")
     var name = "peerd"
 
-    @Option(help: "Participant id (default: peerd-<random>).")
+    @Option(help: "Participant id (default: peerd-<random>; e.g. --id bot-1).")
     var id: String?
 
-    @Option(help: "Record every remote participant to DIR/<participant-id>.ogg|wav, and events to DIR/events.jsonl.")
+    @Option(help: ArgumentHelp("Record every remote participant to DIR/<participant-id>.ogg|wav; events go to DIR/events.jsonl, statistics to DIR/stats.json (e.g. --record rec/).", valueName: "DIR"))
     var record: String?
 
     @Option(help: "Recording format: ogg (Opus pass-through, no re-encoding) or wav (decoded, with loss concealment).")
     var format = "ogg"
 
-    @Option(help: "Play this file into the room (Ogg Opus .ogg/.opus sent as is, or 48 kHz WAV), looped.")
+    @Option(help: ArgumentHelp("Play this file into the room (Ogg Opus .ogg/.opus sent as is, or 48 kHz WAV), looped (e.g. --play greeting.ogg).", valueName: "FILE"))
     var play: String?
 
-    @Option(help: "Send a sine tone of this frequency in Hz.")
+    @Option(help: ArgumentHelp("Send a sine tone of this frequency (e.g. --tone 440).", valueName: "HZ"))
     var tone: Double?
 
-    @Option(help: "Capture from this ALSA device (e.g. default, hw:0).")
+    @Option(help: ArgumentHelp("Capture from this ALSA device (e.g. --alsa default, --alsa hw:0).", valueName: "DEVICE"))
     var alsa: String?
 
-    @Flag(help: "Send back what peerd hears.")
+    @Flag(help: "Send back what peerd hears (the last participant's audio).")
     var echo = false
 
-    @Flag(help: "Join muted (the others see the microphone off).")
+    @Flag(help: "Join muted (the others see the microphone off; nothing is sent).")
     var muted = false
 
-    @Option(help: "STUN server as browsers take it, e.g. stun:stun.example.org:3478 (repeatable).")
+    @Option(help: ArgumentHelp("STUN server as browsers take it, e.g. --stun stun:198.51.100.7:3478 (repeatable).", valueName: "URL"))
     var stun: [String] = []
 
-    @Option(help: "Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP).")
+    @Option(help: "Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.")
     var trickle = "on"
 
     @Flag(help: "Also use loopback addresses (for tests on one machine).")
     var loopback = false
 
-    @Option(help: "Seconds to wait for a participant's offer before offering ourselves.")
+    @Option(help: "Seconds to wait for a participant's offer before offering ourselves (e.g. --offer-delay 2).")
     var offerDelay = 4.0
 
-    @Option(help: "Leave after this many seconds (default: until SIGINT/SIGTERM).")
+    @Option(help: "Leave after this many seconds (default: until SIGINT/SIGTERM; e.g. --duration 60).")
     var duration: Double?
 
-    @Option(help: "Trust this CA certificate (PEM file) for wss://, in addition to the system store.")
+    @Option(help: ArgumentHelp("Trust this CA certificate (PEM file) for wss://, in addition to the system store.", valueName: "FILE"))
     var caFile: String?
+
+    @Option(help: "Seconds between writes of the connection statistics (getStats shape) to DIR/stats.json or --stats-file; 0 turns them off.")
+    var statsInterval = 2.0
+
+    @Option(help: ArgumentHelp("Write the connection statistics here instead of DIR/stats.json (e.g. --stats-file /tmp/stats.json).", valueName: "FILE"))
+    var statsFile: String?
+
+    @Option(help: "Seconds to wait for an answer to the mDNS query for a browser's <uuid>.local candidate; unanswered names are dropped.")
+    var mdnsTimeout = 3.0
+
+    @Option(help: "Log lines as plain text or JSON objects, one per line (e.g. --log-format json).")
+    var logFormat = "plain"
+
+    @Flag(inversion: .prefixedNo, help: "On a terminal, keep a live status line (participants, connection states, levels, speaking).")
+    var status = true
 
     func validate() throws {
         guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else { throw ValidationError("the URL must start with ws:// or wss://") }
         guard ["ogg", "wav"].contains(format) else { throw ValidationError("--format must be ogg or wav") }
         guard ["on", "off"].contains(trickle) else { throw ValidationError("--trickle must be on or off") }
+        guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be plain or json") }
+        guard statsInterval >= 0, mdnsTimeout > 0, offerDelay >= 0 else {
+            throw ValidationError("--stats-interval, --mdns-timeout and --offer-delay must not be negative")
+        }
         let sources = [play != nil, tone != nil, alsa != nil, echo].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("choose one of --play, --tone, --alsa, --echo") }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = ProcessInfo.processInfo.environment["PEERD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-            return handler
-        }
+        let logFormat = LogFormat(rawValue: logFormat) ?? .plain
+        let level = ProcessInfo.processInfo.environment["PEERD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in ConsoleLogHandler(label: label, format: logFormat, level: level) }
         let logger = Logger(label: "peerd")
         var options = RoomBotOptions(url: url, room: room, password: password, name: name,
                                      id: id ?? "peerd-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
@@ -107,6 +135,9 @@ struct JoinCommand: AsyncParsableCommand {
         options.trickle = trickle == "on"
         options.offerDelay = .milliseconds(Int64(offerDelay * 1000))
         options.interfaces = InterfaceFilter(includeLoopback: loopback)
+        options.statsInterval = .milliseconds(Int64(statsInterval * 1000))
+        options.statsPath = statsFile
+        options.mdnsTimeout = .milliseconds(Int64(mdnsTimeout * 1000))
         if let caFile { options.trustedCAPEM = try String(contentsOfFile: caFile, encoding: .utf8) }
         for text in stun {
             let url = try ICEServerURL(parsing: text)
@@ -116,7 +147,17 @@ struct JoinCommand: AsyncParsableCommand {
 
         let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
         let runner = Task { await bot.run() }
+        let roomID = options.room
+        let statusTask: Task<Void, Never>? = status && logFormat == .plain && Console.shared.isTTY ? Task {
+            while !Task.isCancelled {
+                let summaries = await bot.summaries()
+                Console.shared.setStatus(StatusLine.render(room: roomID, muted: await bot.isMuted, summaries: summaries))
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        } : nil
         await waitForStop(seconds: duration)
+        statusTask?.cancel()
+        Console.shared.setStatus(nil)
         logger.info("leaving the room")
         let deadline = Task { try await Task.sleep(for: .seconds(2)); logger.warning("shutdown took over 2 s") }
         await bot.stop()

@@ -18,3 +18,134 @@ import Testing
         #expect(SafeFileName.from(participantID: "a/b") != SafeFileName.from(participantID: "a\\b"))
     }
 }
+
+import Foundation
+import ICE
+import Logging
+import NIOPosix
+import Signaling
+
+/// Bad input reaching the bot through the room: signals from strangers and from those who left, a
+/// flood of offers, broken SDP, hostile ids, an unwritable record directory. The bot is not
+/// connected to a server here; messages are injected as if the room server had sent them.
+@Suite(.serialized) struct BotBadInputTests {
+    func makeBot(directory: String? = nil) throws -> RoomBot {
+        var options = RoomBotOptions(url: "ws://127.0.0.1:9/ws", room: "general", name: "peerd", id: "peerd-test")
+        options.recordDirectory = directory
+        options.interfaces = .loopbackOnly
+        options.offerDelay = .seconds(60)
+        options.statsInterval = .zero
+        return try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.bad-input"))
+    }
+
+    func offer(from: String, to: String = "peerd-test", sdp: String = "v=0\r\nthis is not SDP\r\n") -> ServerMessage {
+        .signal(WebRTCSignal(from: from, to: to, room: "general", data: .offer(sdp: sdp)))
+    }
+
+    func members(_ ids: [String]) -> ServerMessage {
+        .roomParticipantsUpdated(roomID: "general", participants: (ids + ["peerd-test"]).map { Participant(id: $0, name: $0) })
+    }
+
+    @Test func signalsFromStrangersAndForOthersAreIgnored() async throws {
+        let bot = try makeBot()
+        await bot.inject(offer(from: "ghost"))
+        await bot.inject(.signal(WebRTCSignal(from: "ghost", to: "peerd-test", room: "general",
+                                              data: .candidate(ICECandidateInit(candidate: "candidate:1 1 udp 1 10.0.0.1 9 typ host")))))
+        await bot.inject(members(["alice"]))
+        await bot.inject(offer(from: "alice", to: "someone-else"))
+        #expect(await bot.ignoredSignalCount == 3)
+        #expect(await bot.statistics().map(\.participant) == ["alice"], "no connection for strangers")
+        await bot.stop()
+    }
+
+    @Test func signalsFromAParticipantWhoLeftAreIgnored() async throws {
+        let bot = try makeBot()
+        await bot.inject(members(["alice", "bob"]))
+        await bot.inject(.leftRoom(roomID: "general", userID: "alice"))
+        #expect(await bot.statistics().map(\.participant) == ["bob"])
+        await bot.inject(offer(from: "alice"))
+        #expect(await bot.ignoredSignalCount == 1)
+        #expect(await bot.statistics().map(\.participant) == ["bob"], "the one who left gets no new connection")
+        await bot.stop()
+    }
+
+    @Test func aFloodOfOffersIsCutOffAndOtherConnectionsStay() async throws {
+        let bot = try makeBot()
+        await bot.inject(members(["flooder", "bob"]))
+        for _ in 0..<500 { await bot.inject(offer(from: "flooder")) }
+        #expect(await bot.ignoredSignalCount == 500 - RoomBot.maximumOffersPerWindow)
+        let participants = await bot.statistics().map(\.participant)
+        #expect(participants == ["bob", "flooder"])
+        // Broken SDP was refused: no connection state moved.
+        let flooder = try #require(await bot.statistics().first { $0.participant == "flooder" })
+        #expect(!flooder.dtlsConnected && flooder.connectionState == "waitingForOffer")
+        await bot.stop()
+    }
+
+    @Test func hostileIdsRecordInsideTheDirectoryOnly() throws {
+        let base = NSTemporaryDirectory() + "peerd-hostile-\(UUID().uuidString)"
+        let directory = base + "/rec"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for id in ["../x", "../../etc/x", "/tmp/abs", "..", "a\u{0}b", String(repeating: "é", count: 5000)] {
+            let peer = RemotePeer(id: id, offerDeadline: .now())
+            peer.openRecorder(directory: directory, format: .wav, stereo: false)
+            #expect(peer.recordingError == nil, "\(id.prefix(20)): \(peer.recordingError ?? "")")
+            #expect(peer.finishRecording() == nil)
+        }
+        let inside = try FileManager.default.contentsOfDirectory(atPath: directory)
+        #expect(inside.count == 6 && inside.allSatisfy { $0.hasSuffix(".wav") && !$0.hasPrefix(".") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: base) == ["rec"], "nothing written next to DIR")
+    }
+
+    @Test func unwritableRecordDirectoryIsAClearError() throws {
+        let file = NSTemporaryDirectory() + "peerd-file-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // A path under a regular file, and one on a read-only file system (even root cannot write there).
+        for path in [file + "/rec", "/proc/peerd-\(UUID().uuidString)"] {
+            #expect(throws: (any Error).self, "\(path)") { _ = try makeBot(directory: path) }
+        }
+    }
+}
+
+/// Statistics, logs and the status line.
+@Suite struct ConsoleAndStatsTests {
+    @Test func audioLevelIsLinearLikeGetStats() {
+        #expect(linearAudioLevel(dBov: 0) == 1)
+        #expect(linearAudioLevel(dBov: 127) == 0)
+        #expect(abs(linearAudioLevel(dBov: 20) - 0.1) < 1e-12)
+    }
+
+    @Test func jsonLogLinesAreOneObjectEach() throws {
+        let line = ConsoleLogHandler.format(.json, label: "peerd", level: .warning, message: "refused the offer of \"x\"\nnext",
+                                            metadata: ["participant": "chr1"], date: Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "warning" && object["label"] as? String == "peerd")
+        #expect(object["message"] as? String == "refused the offer of \"x\"\nnext")
+        #expect((object["metadata"] as? [String: String])?["participant"] == "chr1")
+        #expect((object["time"] as? String)?.hasPrefix("2027-01-15T08:00:00") == true)
+        let plain = ConsoleLogHandler.format(.plain, label: "peerd", level: .info, message: "hello", metadata: [:], date: Date())
+        #expect(plain.hasSuffix(" info peerd: hello"))
+    }
+
+    @Test func statusLineShowsParticipantsStatesLevelsAndSpeaking() {
+        let peers = [PeerSummary(id: "chr1", phase: "connected", packetsReceived: 10, speaking: true, recording: nil, iceState: "connected", lastLevel: 15),
+                     PeerSummary(id: "ff2", phase: "answering", packetsReceived: 0, speaking: false, recording: nil, iceState: "checking")]
+        let line = StatusLine.render(room: "general", muted: true, summaries: peers)
+        #expect(line.hasPrefix("general: 2 participants · muted"))
+        #expect(line.contains("chr1 connected/connected ▮▮▮ speaking"))
+        #expect(line.contains("ff2 answering/checking") && !line.contains("ff2 answering/checking ▮"))
+    }
+
+    @Test func joinHelpExplainsEveryOptionWithExamples() {
+        let help = JoinCommand.helpMessage(columns: 200)
+        for option in ["--room", "--password", "--name", "--id", "--record", "--format", "--play", "--tone", "--alsa", "--echo",
+                       "--muted", "--stun", "--trickle", "--log-format", "--stats-interval", "--stats-file", "--mdns-timeout",
+                       "--no-status", "--duration", "--offer-delay"] {
+            #expect(help.contains(option), "\(option) missing from peerd join --help")
+        }
+        #expect(help.contains("Examples:") && help.contains("peerd join ws://"))
+    }
+}

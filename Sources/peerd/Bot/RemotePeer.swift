@@ -33,6 +33,19 @@ final class RemotePeer {
     var lastLevel: UInt8 = 127
     var recordingError: String?
     var recorderOpened = false
+    /// Wallclock (ms since 1970) of the last RTP packet, for getStats' lastPacketReceivedTimestamp.
+    var lastPacketWallclock: Double?
+    /// `<uuid>.local` candidates resolved, and dropped because nobody answered for them.
+    var mdnsResolved = 0
+    var mdnsDropped = 0
+    /// ICE restart after consent was lost or ICE failed: when the next attempt is due, when the
+    /// current one is given up (no new pair by then), and how many were made.
+    var iceRestartDue: MonotonicTime?
+    var iceRestartDeadline: MonotonicTime?
+    var iceRestartAttempts = 0
+    /// Offers received in the current 10 s window (flood protection).
+    var offerWindowStart = MonotonicTime.now()
+    var offersInWindow = 0
 
     enum PendingSignal {
         case offer(String)

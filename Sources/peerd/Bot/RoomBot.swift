@@ -2,6 +2,7 @@ import DTLS
 import Foundation
 import ICE
 import Logging
+import Metrics
 import NIOCore
 import PeerConnection
 import RTP
@@ -34,6 +35,18 @@ struct RoomBotOptions: Sendable {
     /// How long to wait for a participant's offer before offering ourselves.
     var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
+    /// How long to wait for an answer to an mDNS query for a browser's `<uuid>.local` candidate.
+    var mdnsTimeout: Duration = .seconds(3)
+    /// An ICE restart that selected no new pair by then is tried again.
+    var iceRestartTimeout: Duration = .seconds(10)
+    /// Stop restarting ICE with a participant after this many attempts (their tab may be gone).
+    var maximumICERestarts = 30
+    /// Where to write the getStats-shaped statistics of every connection (default DIR/stats.json
+    /// when recording), and how often.
+    var statsPath: String?
+    var statsInterval: Duration = .seconds(2)
+    /// swift-metrics backend for the per-connection gauges (the global one by default).
+    var metricsFactory: (any MetricsFactory)?
 }
 
 /// A snapshot for status lines, the demo table and tests.
@@ -77,6 +90,9 @@ final class RoomBot: @unchecked Sendable {
     private var frameIndex: Int64 = 0
     private var rng = SystemRandomNumberGenerator()
     private var stopped = false
+    let mdns: MDNSLookup
+    private let metrics: ConnectionMetrics
+    private var nextStatsAt = MonotonicTime.now()
 
     init(options: RoomBotOptions, loop: any EventLoop, logger: Logger) throws {
         self.options = options
@@ -91,6 +107,10 @@ final class RoomBot: @unchecked Sendable {
             }
         }
         events = EventsLog(directory: options.recordDirectory)
+        let mdnsAddresses = NetworkInterfaces.addresses().filter { options.interfaces.admits($0) }.map(\.address)
+            .reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
+        mdns = MDNSLookup(addresses: mdnsAddresses, timeout: options.mdnsTimeout, loop: loop, logger: logger)
+        metrics = ConnectionMetrics(factory: options.metricsFactory ?? MetricsSystem.factory)
         let participant = Participant(id: options.id, name: options.name, microphoneEnabled: !options.muted)
         client = RoomClient(configuration: RoomClient.Configuration(url: options.url, participant: participant,
                                                                     trustedCAPEM: options.trustedCAPEM),
@@ -160,7 +180,11 @@ final class RoomBot: @unchecked Sendable {
         try? await client.leave()
         for driver in drivers { await driver.close() }
         await client.stop()
-        try? await loop.submit { self.events.close() }.get()
+        await mdns.close()
+        try? await loop.submit {
+            self.writeStats(now: .now())
+            self.events.close()
+        }.get()
     }
 
     /// Everyone peerd had a connection with: present participants first, then those who left.
@@ -181,6 +205,10 @@ final class RoomBot: @unchecked Sendable {
     func recordingPath(_ peer: RemotePeer) -> String? {
         guard let directory = options.recordDirectory, peer.packetsReceived > 0 else { return nil }
         return (directory as NSString).appendingPathComponent(peer.fileName + (options.format == .ogg ? ".ogg" : ".wav"))
+    }
+
+    var isMuted: Bool {
+        get async { (try? await loop.submit { self.muted }.get()) ?? false }
     }
 
     func setMuted(_ value: Bool) async {
@@ -267,6 +295,7 @@ final class RoomBot: @unchecked Sendable {
 
     private func closePeer(_ id: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
+        metrics.remove(id)
         sendBye(peer)
         peer.finishRecording()
         peer.phase = .closed
@@ -274,9 +303,24 @@ final class RoomBot: @unchecked Sendable {
         if let driver = peer.driver { Task { await driver.close() } }
     }
 
+    /// Signals dropped: addressed to someone else, from someone not in the room (or who left), or
+    /// over the offer rate limit.
+    private(set) var ignoredSignals = 0
+    static let maximumOffersPerWindow = 20
+
+    /// Handles a message as if the room server had sent it (tests).
+    func inject(_ message: ServerMessage) async {
+        try? await loop.submit { self.handle(message) }.get()
+    }
+
+    var ignoredSignalCount: Int {
+        get async { (try? await loop.submit { self.ignoredSignals }.get()) ?? 0 }
+    }
+
     private func handle(_ signal: WebRTCSignal) {
-        guard signal.to == options.id else { return }
+        guard signal.to == options.id else { ignoredSignals += 1; return }
         guard roomMembers.contains(signal.from) || peers[signal.from] != nil else {
+            ignoredSignals += 1
             logger.warning("ignored a signal from \(signal.from), who is not in room \(options.room)")
             return
         }
@@ -290,7 +334,23 @@ final class RoomBot: @unchecked Sendable {
         }
         let pending: RemotePeer.PendingSignal
         switch signal.data {
-        case .offer(let sdp): pending = .offer(sdp)
+        case .offer(let sdp):
+            // A flood of offers from one participant is cut off (each would renegotiate): at most
+            // `maximumOffersPerWindow` per 10 s; the rest are dropped with one log line per window.
+            let now = MonotonicTime.now()
+            if now - peer.offerWindowStart >= .seconds(10) {
+                peer.offerWindowStart = now
+                peer.offersInWindow = 0
+            }
+            peer.offersInWindow += 1
+            guard peer.offersInWindow <= Self.maximumOffersPerWindow else {
+                ignoredSignals += 1
+                if peer.offersInWindow == Self.maximumOffersPerWindow + 1 {
+                    logger.warning("\(peer.id) sends too many offers (over \(Self.maximumOffersPerWindow) in 10 s): dropping them for now")
+                }
+                return
+            }
+            pending = .offer(sdp)
         case .answer(let sdp): pending = .answer(sdp)
         case .candidate(let candidate):
             pending = candidate.candidate.isEmpty ? .endOfCandidates : .candidate(candidate.candidate)
@@ -310,34 +370,53 @@ final class RoomBot: @unchecked Sendable {
         let now = MonotonicTime.now()
         switch signal {
         case .offer(let sdp):
-            driver.withCoreOnLoop { core in
+            let hostnames = driver.withCoreOnLoop { core -> [Candidate] in
                 if core.signalingState == .haveLocalOffer {
                     logger.info("glare with \(peer.id): rolling back our offer and answering theirs")
                     core.rollback()
                 }
                 do {
                     let offer = try SessionDescription(parsing: sdp)
+                    // A renegotiation or ICE restart of a working connection keeps it (DTLS and SRTP stay up).
+                    let established = core.isConnected && peer.phase == .connected
+                    let restartsBefore = core.iceRestarts
                     let answer = try core.acceptOffer(offer, now: now)
-                    peer.phase = .answering
-                    peer.connectDeadline = now + .seconds(10)
+                    if !established {
+                        peer.phase = .answering
+                        peer.connectDeadline = now + .seconds(10)
+                    }
                     send(.answer(sdp: answer.serialized()), to: peer.id)
+                    // Trickle: the candidates gathered before the answer go right after it.
+                    if options.trickle { for candidate in core.localCandidates { sendCandidate(candidate, to: peer.id) } }
+                    if core.iceRestarts > restartsBefore {
+                        logger.notice("\(peer.id) restarted ICE: answered with new credentials")
+                        events.append("ice-restart-answered", participant: peer.id)
+                        peer.iceRestartDue = nil
+                        peer.iceRestartDeadline = now + options.iceRestartTimeout
+                    }
+                    return core.remoteTransport?.candidates.filter(\.address.isMulticastDNSName) ?? []
                 } catch {
                     logger.warning("refused the offer of \(peer.id): \(error)")
+                    return []
                 }
             }
+            for candidate in hostnames { resolveMDNS(candidate, for: peer) }
         case .answer(let sdp):
-            driver.withCoreOnLoop { core in
+            let hostnames = driver.withCoreOnLoop { core -> [Candidate] in
                 do {
                     try core.setRemoteAnswer(try SessionDescription(parsing: sdp), now: now)
+                    return core.remoteTransport?.candidates.filter(\.address.isMulticastDNSName) ?? []
                 } catch {
                     logger.warning("refused the answer of \(peer.id): \(error)")
+                    return []
                 }
             }
+            for candidate in hostnames { resolveMDNS(candidate, for: peer) }
         case .candidate(let text):
             do {
                 let candidate = try Candidate(parsing: text)
                 if candidate.address.isMulticastDNSName {
-                    logger.debug("dropped mDNS candidate of \(peer.id) (\(candidate.address)); its other candidates are used")
+                    resolveMDNS(candidate, for: peer)
                     return
                 }
                 driver.withCoreOnLoop { $0.addRemoteCandidate(candidate) }
@@ -346,6 +425,25 @@ final class RoomBot: @unchecked Sendable {
             }
         case .endOfCandidates:
             driver.withCoreOnLoop { $0.endOfRemoteCandidates() }
+        }
+    }
+
+    /// Resolves a browser's `<uuid>.local` candidate (RFC 8828) with a one-shot mDNS query and adds it
+    /// with the address; a name nobody answers for drops that candidate only.
+    private func resolveMDNS(_ candidate: Candidate, for peer: RemotePeer) {
+        let name = candidate.address.description
+        mdns.resolve(name) { [self] address in
+            guard peers[peer.id] === peer, peer.phase != .closed, let driver = peer.driver else { return }
+            guard let address else {
+                peer.mdnsDropped += 1
+                logger.info("dropped the mDNS candidate \(name) of \(peer.id): no answer within \(options.mdnsTimeout)")
+                return
+            }
+            peer.mdnsResolved += 1
+            var resolved = candidate
+            resolved.address = .ip(address)
+            logger.debug("resolved the mDNS candidate \(name) of \(peer.id) to \(address)")
+            driver.withCoreOnLoop { $0.addRemoteCandidate(resolved) }
         }
     }
 
@@ -442,6 +540,13 @@ final class RoomBot: @unchecked Sendable {
             logger.info("ICE with \(id): \(state)")
         case .selectedPairChanged(let pair):
             logger.info("ICE pair with \(id): \(pair.localBase) -> \(pair.remoteAddress)")
+            if peer.iceRestartDeadline != nil || peer.iceRestartDue != nil {
+                peer.iceRestartDeadline = nil
+                peer.iceRestartDue = nil
+                peer.iceRestartAttempts = 0
+                logger.notice("ICE restart with \(id) done: media on \(pair.localBase) -> \(pair.remoteAddress)")
+                events.append("ice-restarted", participant: id, fields: ["pair": "\(pair.localBase) -> \(pair.remoteAddress)"])
+            }
         case .connected(let profile):
             peer.phase = .connected
             events.append("connected", participant: id, fields: ["srtp": "\(profile)"])
@@ -451,19 +556,21 @@ final class RoomBot: @unchecked Sendable {
             receive(packet, from: peer, now: now)
         case .rtcp(let compound):
             for packet in compound.packets {
-                switch packet {
-                case .senderReport(let report):
+                if case .senderReport(let report) = packet {
                     _ = peer.receiveStream.receiveSenderReport(report, arrival: now)
                     peer.oggRecorder?.receiveSenderReport(report)
-                case .receiverReport, .goodbye:
-                    _ = peer.sendStream?.receiveRTCP(compound.packets, arrival: now, wallclock: wallclock())
-                default:
-                    break
                 }
             }
+            // Report blocks about our stream come in RRs, and in SRs from peers that also send (browsers): RTT and loss.
+            _ = peer.sendStream?.receiveRTCP(compound.packets, arrival: now, wallclock: wallclock())
         case .failed(let error):
             logger.warning("connection with \(id) failed: \(error)")
             events.append("connection-failed", participant: id, fields: ["error": "\(error)"])
+            // Consent lost or ICE failed on an established connection: this side restarts ICE.
+            if error == .consentLost || error == .iceFailed, peer.phase == .connected,
+               peer.iceRestartDue == nil, peer.iceRestartDeadline == nil {
+                peer.iceRestartDue = now
+            }
         case .closed:
             break
         }
@@ -487,6 +594,7 @@ final class RoomBot: @unchecked Sendable {
         _ = peer.receiveStream.receive(packet, arrival: now)
         peer.packetsReceived += 1
         peer.payloadBytesReceived += packet.payload.count
+        peer.lastPacketWallclock = (Date().timeIntervalSince1970 * 1000).rounded()
         if peer.firstAudioAt == nil {
             peer.firstAudioAt = now
             events.append("first-audio", participant: peer.id)
@@ -541,6 +649,10 @@ final class RoomBot: @unchecked Sendable {
 
     private func mediaTick(now: MonotonicTime) {
         let frame = nextOutgoingFrame(now: now)
+        if options.statsInterval > .zero, now >= nextStatsAt {
+            nextStatsAt = now + options.statsInterval
+            writeStats(now: now)
+        }
         for peer in Array(peers.values) {
             if peer.phase == .offering || peer.phase == .answering, let deadline = peer.connectDeadline, now >= deadline {
                 restartNegotiation(peer, now: now)
@@ -556,6 +668,7 @@ final class RoomBot: @unchecked Sendable {
                 peer.recordingError = nil
             }
             if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
+            if peer.phase == .connected { superviseICE(peer, driver: driver, now: now) }
             guard peer.phase == .connected, var stream = peer.sendStream else { continue }
             if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
                 driver.withCoreOnLoop { $0.sendRTP(packet) }
@@ -567,6 +680,71 @@ final class RoomBot: @unchecked Sendable {
                 driver.withCoreOnLoop { $0.sendRTCP(rtcp) }
             }
             peer.sendStream = stream
+        }
+    }
+
+    /// Starts (or retries) an ICE restart when one is due: new credentials in an offer over signaling.
+    /// Media keeps the old pair until the new checks select one.
+    private func superviseICE(_ peer: RemotePeer, driver: PeerConnectionDriver, now: MonotonicTime) {
+        if let deadline = peer.iceRestartDeadline, now >= deadline {
+            peer.iceRestartDeadline = nil
+            peer.iceRestartDue = now
+        }
+        guard let due = peer.iceRestartDue, now >= due else { return }
+        guard peer.iceRestartAttempts < options.maximumICERestarts else {
+            peer.iceRestartDue = nil
+            logger.warning("gave up restarting ICE with \(peer.id) after \(peer.iceRestartAttempts) attempts")
+            return
+        }
+        driver.withCoreOnLoop { core in
+            // An unanswered offer of ours (an earlier attempt) is withdrawn.
+            if core.signalingState == .haveLocalOffer { core.rollback() }
+            guard core.signalingState == .stable else { return }
+            do {
+                try core.restartICE()
+                let offer = try core.createOffer(now: now)
+                peer.iceRestartDue = nil
+                peer.iceRestartAttempts += 1
+                peer.iceRestartDeadline = now + options.iceRestartTimeout
+                send(.offer(sdp: offer.serialized()), to: peer.id)
+                if options.trickle { for candidate in core.localCandidates { sendCandidate(candidate, to: peer.id) } }
+                logger.notice("restarting ICE with \(peer.id) (attempt \(peer.iceRestartAttempts)): offered new credentials")
+                events.append("ice-restart", participant: peer.id, fields: ["attempt": "\(peer.iceRestartAttempts)"])
+            } catch {
+                peer.iceRestartDue = now + .seconds(1)
+                logger.warning("could not restart ICE with \(peer.id): \(error)")
+            }
+        }
+    }
+
+    // MARK: Statistics
+
+    /// getStats-shaped statistics of every current connection.
+    func statistics() async -> [ConnectionStats] {
+        (try? await loop.submit { self.currentStatistics() }.get()) ?? []
+    }
+
+    private func currentStatistics() -> [ConnectionStats] {
+        let wallclock = Date()
+        return peers.values.sorted { $0.id < $1.id }.map { $0.statistics(wallclock: wallclock) }
+    }
+
+    var statsPath: String? {
+        options.statsPath ?? options.recordDirectory.map { ($0 as NSString).appendingPathComponent("stats.json") }
+    }
+
+    /// Updates the metrics and rewrites the stats file (atomically: readers never see half a file).
+    private func writeStats(now: MonotonicTime) {
+        let connections = currentStatistics()
+        for stats in connections { metrics.update(stats) }
+        guard let path = statsPath else { return }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let snapshot = StatsSnapshot(peerd: options.id, room: options.room, time: formatter.string(from: Date()), connections: connections)
+        do {
+            try snapshot.json().write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            logger.warning("could not write \(path): \(error)")
         }
     }
 

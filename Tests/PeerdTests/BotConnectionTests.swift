@@ -1,0 +1,226 @@
+import Foundation
+import ICE
+import Logging
+import MetricsTestKit
+import NIOPosix
+import SDP
+import Signaling
+import Testing
+import Wire
+@testable import peerd
+
+/// The room bot against `SwiftParticipant` (a browser-like peer from peerd's own modules) over a
+/// real room server on loopback: mDNS candidates, ICE restart answered, getStats-shaped statistics
+/// and metrics from a real connection.
+@Suite(.serialized) struct BotConnectionTests {
+    struct Room {
+        let server: RoomServer
+        let serverTask: Task<Void, any Error>
+        let port: Int
+        let bot: RoomBot
+        let botTask: Task<Void, Never>
+        let directory: String
+        var url: String { "ws://127.0.0.1:\(port)/ws" }
+
+        func close() async {
+            await bot.stop()
+            botTask.cancel()
+            await server.shutdown()
+            serverTask.cancel()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    static func startRoom(trickle: Bool = true, metrics: TestMetrics? = nil, mdnsTimeout: Duration = .seconds(2)) async throws -> Room {
+        let server = RoomServer(configuration: .init(host: "127.0.0.1", port: 0))
+        let serverTask = Task { try await server.run() }
+        let port = try #require(await server.waitUntilListening())
+        let directory = NSTemporaryDirectory() + "peerd-bot-\(UUID().uuidString)"
+        var options = RoomBotOptions(url: "ws://127.0.0.1:\(port)/ws", room: "general", name: "peerd", id: "peerd-test")
+        options.recordDirectory = directory
+        options.audio = .tone(440)
+        options.trickle = trickle
+        options.offerDelay = .seconds(30)
+        options.interfaces = .loopbackOnly
+        options.mdnsTimeout = mdnsTimeout
+        options.statsInterval = .milliseconds(500)
+        options.metricsFactory = metrics
+        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.peerd"))
+        let botTask = Task { await bot.run() }
+        return Room(server: server, serverTask: serverTask, port: port, bot: bot, botTask: botTask, directory: directory)
+    }
+
+    static func waitFor(seconds: Double, _ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if await condition() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    static func events(_ directory: String) -> [[String: String]] {
+        guard let text = try? String(contentsOfFile: directory + "/events.jsonl", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+    }
+
+    /// Chromium announces host candidates as `<uuid>.local`: peerd resolves them with one-shot mDNS
+    /// queries, trickled or inside the SDP; a name nobody answers for drops that candidate only.
+    @Test(arguments: [true, false])
+    func mdnsCandidatesAreResolvedAndUnresolvableOnesDropped(trickle: Bool) async throws {
+        let responder = try LoopbackMDNSResponder()
+        defer { responder.stop() }
+        let room = try await Self.startRoom(trickle: trickle)
+        var participantOptions = SwiftParticipant.Options()
+        participantOptions.trickle = trickle
+        participantOptions.responder = responder
+        participantOptions.unresolvableCandidate = true
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "mdns-user", options: participantOptions)
+
+        try await Self.waitFor(seconds: 15) {
+            let stats = await room.bot.statistics()
+            return (stats.first?.inboundRtp?.packetsReceived ?? 0) > 50 && (stats.first?.mdnsCandidatesDropped ?? 0) > 0
+        }
+        let stats = try #require(await room.bot.statistics().first)
+        #expect(stats.participant == "mdns-user")
+        #expect(stats.mdnsCandidatesResolved >= 1, "the published name was resolved")
+        #expect(stats.mdnsCandidatesDropped == 1, "the unresolvable name was dropped")
+        #expect(stats.dtlsConnected)
+        #expect((stats.inboundRtp?.packetsReceived ?? 0) > 50, "peerd receives the participant's audio")
+        #expect(responder.answered >= 1)
+        // The selected remote candidate is the resolved address (not the name, not the bogus port).
+        let pair = try #require(stats.candidatePair)
+        #expect(pair.remote.address == "127.0.0.1" && pair.remote.port != 9)
+        #expect(await participant.onLoop { $0.packetsReceived } > 20, "the participant hears peerd")
+
+        await participant.leave()
+        await room.close()
+    }
+
+    /// The participant restarts ICE on a working connection: peerd answers with new credentials,
+    /// keeps DTLS and SRTP, a new pair is selected and audio keeps flowing.
+    @Test func answersAnICERestart() async throws {
+        let room = try await Self.startRoom()
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "restarter")
+        try await Self.waitFor(seconds: 15) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > 25 }
+        let before = try #require(await room.bot.statistics().first)
+        #expect(before.dtlsConnected)
+        let firstAnswer = try #require(await participant.onLoop { $0.answers.first })
+        let pairsBefore = await participant.onLoop { $0.selectedPairs }
+
+        try await participant.restartICE()
+        try await Self.waitFor(seconds: 10) {
+            await participant.onLoop { $0.answers.count >= 2 && $0.selectedPairs > pairsBefore }
+        }
+        let answers = await participant.onLoop { $0.answers }
+        #expect(answers.count == 2)
+        let newUfrag = answers.last.flatMap { $0.iceUfrag(for: $0.media[0]) }
+        #expect(newUfrag != nil && newUfrag != firstAnswer.iceUfrag(for: firstAnswer.media[0]), "peerd answered with new ICE credentials")
+        #expect(await participant.onLoop { $0.selectedPairs } > pairsBefore, "a new pair was selected")
+
+        let receivedAtRestart = try #require(await room.bot.statistics().first?.inboundRtp?.packetsReceived)
+        try await Self.waitFor(seconds: 5) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > receivedAtRestart + 50 }
+        let after = try #require(await room.bot.statistics().first)
+        #expect(after.iceRestarts == 1)
+        #expect(after.dtlsConnected && after.connectionState == "connected", "the connection was kept, not renegotiated from scratch")
+        #expect((after.inboundRtp?.packetsReceived ?? 0) > receivedAtRestart + 50, "audio keeps flowing after the restart")
+        #expect(Self.events(room.directory).contains { $0["event"] == "ice-restart-answered" && $0["participant"] == "restarter" })
+        #expect(!Self.events(room.directory).contains { $0["event"] == "renegotiating" })
+
+        await participant.leave()
+        await room.close()
+    }
+
+    /// Statistics in getStats' shape from a real two-peer connection, in DIR/stats.json and as metrics.
+    @Test func statisticsJSONAndMetricsFromARealConnection() async throws {
+        let metrics = TestMetrics()
+        let room = try await Self.startRoom(metrics: metrics)
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "stats-user")
+        // Wait for RTT too: it needs an SR from peerd and a report block back about it.
+        try await Self.waitFor(seconds: 20) {
+            let stats = await room.bot.statistics().first
+            return (stats?.inboundRtp?.packetsReceived ?? 0) > 100 && stats?.remoteInboundRtp?.roundTripTime != nil
+        }
+        // Let the writer run once more, then read the file as a consumer would.
+        try await Task.sleep(for: .milliseconds(700))
+        let data = try Data(contentsOf: URL(fileURLWithPath: room.directory + "/stats.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["peerd"] as? String == "peerd-test" && object["room"] as? String == "general")
+        let connections = try #require(object["connections"] as? [[String: Any]])
+        #expect(connections.count == 1)
+        let connection = try #require(connections.first)
+        #expect(connection["participant"] as? String == "stats-user")
+        #expect(connection["iceConnectionState"] as? String == "connected" || connection["iceConnectionState"] as? String == "completed")
+        #expect(connection["dtlsConnected"] as? Bool == true)
+        let pair = try #require(connection["candidatePair"] as? [String: Any])
+        let local = try #require(pair["local"] as? [String: Any]), remote = try #require(pair["remote"] as? [String: Any])
+        #expect(local["address"] as? String == "127.0.0.1" && remote["address"] as? String == "127.0.0.1")
+        #expect(local["candidateType"] as? String == "host")
+        #expect((pair["bytesReceived"] as? Int ?? 0) > 0 && (pair["bytesSent"] as? Int ?? 0) > 0)
+        let inbound = try #require(connection["inboundRtp"] as? [String: Any])
+        let outbound = try #require(connection["outboundRtp"] as? [String: Any])
+        let remoteInbound = try #require(connection["remoteInboundRtp"] as? [String: Any])
+
+        // Values against what the participant counted itself.
+        let sent = await participant.onLoop { $0.packetsSent }
+        let received = try #require(inbound["packetsReceived"] as? Int)
+        // The file is up to ~1.2 s older than the participant's own counters (50 packets a second).
+        #expect(received > 100 && abs(received - sent) <= 75, "peerd received \(received) of \(sent)")
+        #expect(inbound["codec"] as? String == "opus")
+        #expect((inbound["packetsLost"] as? Int) == 0, "no loss on loopback")
+        let jitter = try #require(inbound["jitter"] as? Double)
+        #expect(jitter >= 0 && jitter < 0.05)
+        #expect(inbound["audioLevelDBov"] as? Int == 30)
+        let level = try #require(inbound["audioLevel"] as? Double)
+        #expect(abs(level - pow(10, -30.0 / 20)) < 1e-6)
+        #expect((inbound["bytesReceived"] as? Int ?? 0) > received * 10)
+        #expect(inbound["concealedFrames"] as? Int != nil, "the recorder reports concealment")
+        let participantReceived = await participant.onLoop { $0.packetsReceived }
+        let peerdSent = try #require(outbound["packetsSent"] as? Int)
+        #expect(peerdSent > 100 && abs(participantReceived - peerdSent) <= 75, "the participant received \(participantReceived) of \(peerdSent)")
+        let rtt = try #require(remoteInbound["roundTripTime"] as? Double)
+        #expect(rtt >= 0 && rtt < 0.1, "loopback RTT \(rtt) s")
+        #expect((remoteInbound["packetsLost"] as? Int) == 0)
+        #expect(connection["timestamp"] as? Double ?? 0 > 1.7e12)
+
+        // The same figures as swift-metrics gauges.
+        let dimensions = [("participant", "stats-user")]
+        let gauge = try metrics.expectGauge("peerd_rtp_packets_received", dimensions)
+        #expect((gauge.lastValue ?? 0) > 100)
+        #expect(try metrics.expectGauge("peerd_connected", dimensions).lastValue == 1)
+        #expect(try metrics.expectGauge("peerd_rtp_packets_sent", dimensions).lastValue ?? 0 > 100)
+        #expect(try metrics.expectGauge("peerd_round_trip_time_seconds", dimensions).lastValue != nil)
+
+        await participant.leave()
+        // Leaving removes the participant from the statistics and its gauges.
+        try await Self.waitFor(seconds: 5) { await room.bot.statistics().isEmpty }
+        #expect(await room.bot.statistics().isEmpty)
+        await room.close()
+    }
+}
+
+@Suite struct MDNSLookupTests {
+    @Test func resolvesAPublishedNameAndTimesOutOnAnUnknownOne() async throws {
+        let responder = try LoopbackMDNSResponder()
+        defer { responder.stop() }
+        let name = "\(UUID().uuidString.lowercased()).local"
+        try responder.publish(name)
+        let lookup = MDNSLookup(addresses: [.v4(0x7F00_0001)], timeout: .milliseconds(800),
+                                loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.mdns"))
+        let start = ContinuousClock.now
+        let resolved = await lookup.resolve(name)
+        #expect(resolved == .v4(0x7F00_0001))
+        #expect(ContinuousClock.now - start < .milliseconds(800))
+        // Case-insensitive, answered from the cache.
+        #expect(await lookup.resolve(name.uppercased()) == .v4(0x7F00_0001))
+
+        let unknownStart = ContinuousClock.now
+        let unknown = await lookup.resolve("\(UUID().uuidString.lowercased()).local")
+        #expect(unknown == nil)
+        let waited = ContinuousClock.now - unknownStart
+        #expect(waited >= .milliseconds(700) && waited < .seconds(3), "gave up after \(waited)")
+        #expect(await lookup.resolve("not a name..local") == nil)
+        await lookup.close()
+    }
+}
