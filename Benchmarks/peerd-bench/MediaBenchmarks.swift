@@ -58,7 +58,7 @@ enum MediaBenchmarks {
             default: return
             }
             reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
-            for output in reorder.drain(now: arrival) {
+            while let output = reorder.next(now: arrival) {
                 guard case .packet(_, let ready) = output else { continue }
                 do { try recorder.receive(ready, arrival: arrival) } catch { preconditionFailure("recorder: \(error)") }
                 if let decoder {
@@ -73,7 +73,7 @@ enum MediaBenchmarks {
                      "media/receive: ... + Opus decode to PCM",
                      "media/receive: Opus decode alone",
                      "media/memory per receive stream"]
-        guard bench.enabled(any: names + ["media/stage: "]) else { return }
+        guard bench.enabled(any: names + ["media/stage: ", "media/playout: "]) else { return }
         let opus = opusPackets(count: 250)
         let averageOpus = opus.reduce(0) { $0 + $1.count } / opus.count
 
@@ -122,6 +122,7 @@ enum MediaBenchmarks {
         }
 
         stages(&bench, opus: opus)
+        playout(&bench, opus: opus)
         if bench.enabled(names[3]) { memoryPerStream(&bench, opus: opus, name: names[3]) }
     }
 
@@ -151,10 +152,91 @@ enum MediaBenchmarks {
             reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
             blackHole(reorder.drain(now: arrival))
         }
+        reorder = ReorderBuffer<RTPPacket>()
+        bench.measure("media/stage: ReorderBuffer insert + next (in order)", iterations: 100_000) {
+            let packet = next()
+            reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            while let output = reorder.next(now: arrival) { blackHole(output) }
+        }
+        // 5% of adjacent pairs swapped (each swapped packet arrives one slot late), 1% lost.
+        var rng: UInt64 = 99
+        func random() -> UInt64 { rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return rng >> 33 }
+        var order = Array(0..<4096)
+        var k = 0
+        while k < 4094 { if random() % 100 < 5 { order.swapAt(k, k + 1); k += 2 } else { k += 1 } }
+        let lostSlots = Set((0..<4096).filter { _ in random() % 100 == 0 })
+        var slot = 0
+        var base = 0
+        func nextShuffled() -> RTPPacket? {
+            let index = slot & 4095
+            let seq = base + order[index]
+            slot &+= 1
+            if index == 4095 { base += 4096 }
+            arrival = arrival + .milliseconds(20)
+            guard !lostSlots.contains(index) else { return nil }
+            var packet = packets[seq & 4095]
+            packet.sequenceNumber = SequenceNumber(UInt16(truncatingIfNeeded: seq))
+            packet.timestamp = RTPTimestamp(UInt32(truncatingIfNeeded: seq &* 960))
+            return packet
+        }
+        reorder = ReorderBuffer<RTPPacket>()
+        bench.measure("media/stage: ReorderBuffer insert + next (5% reordered, 1% lost)", iterations: 100_000) {
+            guard let packet = nextShuffled() else { return }
+            reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            while let output = reorder.next(now: arrival) { blackHole(output) }
+        }
+        var baseline = DictionaryReorderBaseline<RTPPacket>()
+        bench.measure("media/stage: baseline Dictionary+Set reorder (in order)", iterations: 100_000,
+                      note: "the ReorderBuffer before the ring, kept here for comparison") {
+            let packet = next()
+            baseline.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            blackHole(baseline.drain(now: arrival))
+        }
+        baseline = DictionaryReorderBaseline<RTPPacket>()
+        slot = 0
+        base = 0
+        bench.measure("media/stage: baseline Dictionary+Set reorder (5% reordered, 1% lost)", iterations: 100_000) {
+            guard let packet = nextShuffled() else { return }
+            baseline.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
+            blackHole(baseline.drain(now: arrival))
+        }
         let recorder = try! OggOpusRecorder(output: OggMemoryOutput(), serialNumber: 7)
         bench.measure("media/stage: OggOpusRecorder.receive (to memory)", iterations: 100_000) {
             let packet = next()
             try! recorder.receive(packet, arrival: arrival)
+        }
+    }
+
+    /// The live playout path per 20 ms tick: the packets that arrived inserted, then one `pull`
+    /// (Opus decode, concealment, time stretching included), on a trace with up to 30 ms of
+    /// uniform arrival jitter (so packets are reordered) and 2% loss, on a virtual clock.
+    static func playout(_ bench: inout Bench, opus: [[UInt8]]) {
+        let name = "media/playout: PlayoutBuffer insert + pull per 20 ms tick (30 ms jitter, 2% loss)"
+        guard bench.enabled(name) else { return }
+        var rng: UInt64 = 7
+        func random() -> UInt64 { rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return rng >> 33 }
+        let count = 3000
+        var trace: [(arrival: Int64, seq: Int)] = []
+        for k in 0..<count where random() % 100 >= 2 {
+            trace.append((Int64(k) * 20_000_000 + Int64(random() % 30_000_000), k))
+        }
+        trace.sort { $0.arrival < $1.arrival }
+        bench.sample(name, runs: 7, warmUp: 1, note: "\(count) ticks per run") {
+            let buffer = try! PlayoutBuffer()
+            var next = 0
+            let start = MonotonicTime.now()
+            for tick in 0..<count {
+                let now = Int64(tick) * 20_000_000 + 10_000_000
+                while next < trace.count, trace[next].arrival <= now {
+                    let seq = trace[next].seq
+                    buffer.insert(ssrc: 0xCAFE, sequenceNumber: SequenceNumber(UInt16(truncatingIfNeeded: seq)),
+                                  timestamp: RTPTimestamp(UInt32(truncatingIfNeeded: seq &* 960)), payload: opus[seq % opus.count],
+                                  arrival: MonotonicTime(nanoseconds: trace[next].arrival))
+                    next += 1
+                }
+                blackHole(buffer.pull(now: MonotonicTime(nanoseconds: now)))
+            }
+            return (MonotonicTime.now() - start).nanosecondsClamped / Int64(count)
         }
     }
 
@@ -196,5 +278,55 @@ enum MediaBenchmarks {
             blackHole(paths)
             blackHole(datagrams)
         }
+    }
+}
+
+/// The `ReorderBuffer` before it became a ring (a `Dictionary` of slots, a `Set` of delivered
+/// numbers, an array per drain), kept only as the baseline of the reorder stage benchmark.
+struct DictionaryReorderBaseline<Element: Sendable> {
+    let maxWait: Duration = .milliseconds(60)
+    let capacity = 128
+    let maxJump = 3000
+    private var unwrapper = SequenceUnwrapper()
+    private var nextExpected: Int64?
+    private var slots: [Int64: (element: Element, arrival: MonotonicTime)] = [:]
+    private var highestInserted: Int64 = .min
+    private var deliveredWindow = Set<Int64>()
+
+    mutating func insert(_ element: Element, sequenceNumber: SequenceNumber, arrival: MonotonicTime) {
+        let extended = unwrapper.peek(sequenceNumber)
+        if let expected = nextExpected {
+            if extended < expected || slots[extended] != nil { _ = deliveredWindow.contains(extended); return }
+        } else {
+            nextExpected = extended
+        }
+        _ = unwrapper.unwrap(sequenceNumber)
+        highestInserted = max(highestInserted, extended)
+        slots[extended] = (element, arrival)
+    }
+
+    mutating func drain(now: MonotonicTime) -> [ReorderOutput<Element>] {
+        var out: [ReorderOutput<Element>] = []
+        guard var expected = nextExpected else { return out }
+        while !slots.isEmpty {
+            if let slot = slots.removeValue(forKey: expected) {
+                out.append(.packet(sequenceNumber: SequenceNumber(UInt16(truncatingIfNeeded: expected)), element: slot.element))
+                deliveredWindow.insert(expected)
+                if deliveredWindow.count > 1024 { deliveredWindow = deliveredWindow.filter { $0 > expected - 512 } }
+                expected += 1
+                continue
+            }
+            var oldestArrival = MonotonicTime(nanoseconds: .max)
+            var lowest = Int64.max
+            for (key, slot) in slots {
+                if slot.arrival < oldestArrival { oldestArrival = slot.arrival }
+                if key < lowest { lowest = key }
+            }
+            guard now - oldestArrival >= maxWait || slots.count >= capacity else { break }
+            out.append(.hole(first: SequenceNumber(UInt16(truncatingIfNeeded: expected)), count: Int(lowest - expected)))
+            expected = lowest
+        }
+        nextExpected = expected
+        return out
     }
 }

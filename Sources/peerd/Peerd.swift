@@ -12,6 +12,6 @@ struct Peerd: AsyncParsableCommand {
               peerd join ws://127.0.0.1:8080/ws --room general --tone 440 --record rec/
               peerd selfcheck            check that OpenSSL, libsrtp2, libopus and ALSA load and work
             """,
-        subcommands: [DemoCommand.self, JoinCommand.self, ServeCommand.self, SelfCheck.self]
+        subcommands: [DemoCommand.self, JoinCommand.self, ServeCommand.self, SelfCheck.self, RecordChildCommand.self]
     )
 }

@@ -271,17 +271,4 @@ struct PlayoutBufferTests {
         #expect(run.buffered.max()! <= 2040)
         #expect(run.delays.suffix(100).max()! <= 120)
     }
-
-    @Test("release-mode cost of a pull (printed)")
-    func pullCost() throws {
-        let trace = PlayoutTraces.make(count: 3000, payloads: PlayoutTraces.tone,
-                                       jitter: PlayoutTraces.uniformJitter(max: 30, seed: 14))
-        let run = try PlayoutTraces.run(trace, seconds: 60, timePulls: true)
-        #expect(run.tickCountsOK)
-        let sorted = run.pullDurations.sorted()
-        let mean = Double(sorted.reduce(0, +)) / Double(sorted.count)
-        #expect(mean > 0)
-        print("pull cost (20 ms tick, includes Opus decode): mean \(Int(mean)) ns, median \(sorted[sorted.count / 2]) ns, "
-              + "p99 \(sorted[sorted.count * 99 / 100]) ns")
-    }
 }

@@ -26,7 +26,6 @@ struct PlayoutRun {
     var tickCountsOK = true
     /// Pull index at which playout started (first non-silent delay sample).
     var firstPlayingPull = 0
-    var pullDurations: [Int64] = []
 
     /// Largest step between consecutive samples of channel 0 from `start` on.
     func maxStep(from start: Int = 0, channels: Int = 1) -> Int {
@@ -96,7 +95,7 @@ enum PlayoutTraces {
 
     /// Runs `trace` through a buffer, pulling every tick for `seconds` (skipping pulls in `pause`).
     static func run(_ trace: [TracePacket], seconds: Double, configuration: PlayoutConfiguration = .init(),
-                    pause: Range<Int64>? = nil, timePulls: Bool = false) throws -> PlayoutRun {
+                    pause: Range<Int64>? = nil) throws -> PlayoutRun {
         let buffer = try PlayoutBuffer(configuration: configuration)
         let sorted = trace.sorted { $0.arrival < $1.arrival }
         let tickNanoseconds = ArrivalDelayEstimator.nanoseconds(samples: Int64(configuration.tickSamples))
@@ -115,9 +114,7 @@ enum PlayoutTraces {
                 next += 1
             }
             if let pause, pause.contains(now) { continue }
-            let clock = timePulls ? DispatchTime.now().uptimeNanoseconds : 0
             let pcm = buffer.pull(now: MonotonicTime(nanoseconds: now))
-            if timePulls { run.pullDurations.append(Int64(DispatchTime.now().uptimeNanoseconds - clock)) }
             if pcm.count != configuration.tickSamples * configuration.channels { run.tickCountsOK = false }
             run.output += pcm
             let stats = buffer.stats

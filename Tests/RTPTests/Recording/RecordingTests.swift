@@ -243,37 +243,3 @@ struct RecordingTests {
         #expect(abs(frequency - 440) < 3)
     }
 }
-
-@Suite("Receive path throughput")
-struct ReceivePathThroughputTests {
-    @Test("receive + reorder + Ogg pass-through write stays far below the 20 ms packet interval")
-    func throughput() throws {
-        let sim = RecordingSimulation(seconds: 120, drift: 0.0005, loss: 0.02, seed: 11)
-        let datagrams = sim.packets.map {
-            RTPPacket(payloadType: 111, sequenceNumber: $0.seq, timestamp: $0.ts, ssrc: $0.ssrc, payload: $0.payload[...]).serialized()
-        }
-        let output = OggMemoryOutput()
-        let recorder = try OggOpusRecorder(output: output, serialNumber: 1)
-        var stream = RTPReceiveStream(payloadTypes: [111])
-        var reorder = ReorderBuffer<RTPPacket>()
-        let clock = ContinuousClock()
-        let elapsed = try clock.measure {
-            for (i, bytes) in datagrams.enumerated() {
-                let arrival = sim.packets[i].arrival
-                guard let packet = try? RTPPacket(parsing: bytes) else { continue }
-                switch stream.receive(packet, arrival: arrival) {
-                case .accepted, .reordered, .restarted, .probation: break
-                default: continue
-                }
-                reorder.insert(packet, sequenceNumber: packet.sequenceNumber, arrival: arrival)
-                for case .packet(_, let p) in reorder.drain(now: arrival) {
-                    try recorder.receive(p, arrival: arrival)
-                }
-            }
-        }
-        let nsPerPacket = Double(elapsed.components.attoseconds / 1_000_000_000 + elapsed.components.seconds * 1_000_000_000) / Double(datagrams.count)
-        print("receive+reorder+ogg: \(Int(nsPerPacket)) ns/packet over \(datagrams.count) packets")
-        #expect(nsPerPacket < 1_000_000)
-        #expect(recorder.statistics.packetsWritten > datagrams.count * 9 / 10)
-    }
-}
