@@ -31,7 +31,8 @@ import Wire
         }
     }
 
-    static func startRoom(trickle: Bool = true, metrics: TestMetrics? = nil, mdnsTimeout: Duration = .seconds(2)) async throws -> Room {
+    static func startRoom(trickle: Bool = true, metrics: TestMetrics? = nil, mdnsTimeout: Duration = .seconds(2),
+                          configure: (inout RoomBotOptions) -> Void = { _ in }) async throws -> Room {
         let server = RoomServer(configuration: .init(host: "127.0.0.1", port: 0))
         let serverTask = Task { try await server.run() }
         let port = try #require(await server.waitUntilListening())
@@ -45,6 +46,7 @@ import Wire
         options.mdnsTimeout = mdnsTimeout
         options.statsInterval = .milliseconds(500)
         options.metricsFactory = metrics
+        configure(&options)
         let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.peerd"))
         let botTask = Task { await bot.run() }
         return Room(server: server, serverTask: serverTask, port: port, bot: bot, botTask: botTask, directory: directory)
@@ -127,6 +129,57 @@ import Wire
         #expect((after.inboundRtp?.packetsReceived ?? 0) > receivedAtRestart + 50, "audio keeps flowing after the restart")
         #expect(Self.events(room.directory).contains { $0["event"] == "ice-restart-answered" && $0["participant"] == "restarter" })
         #expect(!Self.events(room.directory).contains { $0["event"] == "renegotiating" })
+
+        await participant.leave()
+        await room.close()
+    }
+
+    /// The path between peerd and the participant is cut for longer than peerd's consent timeout,
+    /// then restored: peerd detects the loss, restarts ICE over signaling (again while the path is
+    /// still down), and once it is back a new pair is selected and audio flows again, on the same
+    /// connection (no new DTLS handshake, the recording goes on).
+    @Test func restartsICEWhenConsentIsLostAndAudioComesBack() async throws {
+        let proxy = try CuttableUDPProxy()
+        defer { proxy.stop() }
+        let room = try await Self.startRoom { options in
+            // Timers scaled down from 5 s / 30 s so that the test takes seconds.
+            options.ice.consentInterval = .milliseconds(300)
+            options.ice.consentTimeout = .seconds(2)
+            options.ice.disconnectedTimeout = .seconds(1)
+            options.iceRestartTimeout = .milliseconds(1500)
+        }
+        var participantOptions = SwiftParticipant.Options()
+        participantOptions.proxy = proxy
+        participantOptions.ice.consentTimeout = .seconds(120)
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "roamer", options: participantOptions)
+        try await Self.waitFor(seconds: 15) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > 50 }
+        let before = try #require(await room.bot.statistics().first)
+        #expect(before.dtlsConnected && before.iceRestarts == 0)
+        #expect(before.candidatePair?.remote.port == Int(proxy.botFacing.port), "media goes through the relay")
+
+        proxy.cut = true
+        try await Task.sleep(for: .seconds(4))
+        let during = try #require(await room.bot.statistics().first)
+        #expect(Self.events(room.directory).contains { $0["event"] == "connection-failed" && $0["error"] == "consentLost" })
+        #expect(during.iceRestarts >= 1, "peerd restarted ICE while the path was down")
+        #expect(proxy.droppedDatagrams > 0)
+
+        proxy.cut = false
+        let receivedAtRestore = during.inboundRtp?.packetsReceived ?? 0
+        try await Self.waitFor(seconds: 10) {
+            let received = await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0
+            return Self.events(room.directory).contains { $0["event"] == "ice-restarted" } && received > receivedAtRestore + 50
+        }
+        let after = try #require(await room.bot.statistics().first)
+        #expect(Self.events(room.directory).contains { $0["event"] == "ice-restart" && $0["participant"] == "roamer" })
+        #expect(Self.events(room.directory).contains { $0["event"] == "ice-restarted" && $0["participant"] == "roamer" })
+        #expect((after.inboundRtp?.packetsReceived ?? 0) > receivedAtRestore + 50, "audio flows again after the restart")
+        #expect(after.dtlsConnected && after.connectionState == "connected")
+        #expect(!Self.events(room.directory).contains { $0["event"] == "renegotiating" }, "the connection was kept")
+        #expect(Self.events(room.directory).filter { $0["event"] == "connected" }.count == 1, "one DTLS handshake")
+        let heard = await participant.onLoop { $0.packetsReceived }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await participant.onLoop { $0.packetsReceived } > heard + 10, "the participant hears peerd again")
 
         await participant.leave()
         await room.close()

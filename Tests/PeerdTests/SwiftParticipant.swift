@@ -25,6 +25,10 @@ final class SwiftParticipant: @unchecked Sendable {
         /// Also announce a `.local` candidate nobody answers for (with a higher priority).
         var unresolvableCandidate = false
         var tone = 660.0
+        /// ICE timers (consent) of the participant's agent.
+        var ice = ICEAgentConfiguration()
+        /// Route every datagram through this relay (peerd's candidates are rewritten to it, ours to its other side).
+        var proxy: CuttableUDPProxy?
     }
 
     let id: String
@@ -62,7 +66,8 @@ final class SwiftParticipant: @unchecked Sendable {
     static func join(url: String, room: String, id: String, options: Options = Options()) async throws -> SwiftParticipant {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let participant = try SwiftParticipant(id: id, url: url, options: options, loop: loop)
-        let configuration = PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), trickle: options.trickle, ssrc: 0x5157_0001)
+        let configuration = PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ice: options.ice,
+                                                        trickle: options.trickle, ssrc: 0x5157_0001)
         let driver = try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly, eventLoop: loop) {
             [weak participant] event in participant?.handle(event)
         }
@@ -172,7 +177,14 @@ final class SwiftParticipant: @unchecked Sendable {
                 let answer = try driver.withCoreOnLoop { try $0.acceptOffer(try SessionDescription(parsing: sdp), now: .now()) }
                 send(.answer(sdp: answer.serialized()), to: peer)
             case .candidate(let candidate) where !candidate.candidate.isEmpty:
-                let parsed = try Candidate(parsing: candidate.candidate)
+                var parsed = try Candidate(parsing: candidate.candidate)
+                if let proxy = options.proxy {
+                    // Only peerd's IPv4 host candidate, reached through the relay.
+                    guard parsed.type == .host, let address = parsed.transportAddress, address.ip.isIPv4 else { return }
+                    proxy.setBotAddress(address)
+                    parsed.address = .ip(proxy.participantFacing.ip)
+                    parsed.port = proxy.participantFacing.port
+                }
                 driver.withCoreOnLoop { $0.addRemoteCandidate(parsed) }
             default:
                 break
@@ -186,6 +198,12 @@ final class SwiftParticipant: @unchecked Sendable {
     /// (once per host candidate) an unresolvable `.local` candidate with a higher priority.
     private func announced(_ candidate: Candidate) -> [Candidate] {
         guard candidate.type == .host, let address = candidate.transportAddress else { return [candidate] }
+        if let proxy = options.proxy {
+            var relayed = candidate
+            relayed.address = .ip(proxy.botFacing.ip)
+            relayed.port = proxy.botFacing.port
+            return [relayed]
+        }
         var result: [Candidate] = []
         if options.unresolvableCandidate {
             var bogus = candidate

@@ -35,6 +35,8 @@ struct RoomBotOptions: Sendable {
     /// How long to wait for a participant's offer before offering ourselves.
     var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
+    /// ICE timers (consent freshness, timeouts) of every connection.
+    var ice = ICEAgentConfiguration()
     /// How long to wait for an answer to an mDNS query for a browser's `<uuid>.local` candidate.
     var mdnsTimeout: Duration = .seconds(3)
     /// An ICE restart that selected no new pair by then is tried again.
@@ -458,7 +460,7 @@ final class RoomBot: @unchecked Sendable {
     // MARK: Peer connections
 
     private func createDriver(for peer: RemotePeer) {
-        var configuration = PeerConnectionConfiguration(certificate: certificate, stunServers: options.stunServers,
+        var configuration = PeerConnectionConfiguration(certificate: certificate, ice: options.ice, stunServers: options.stunServers,
                                                         sendsAudio: sendsAudio, trickle: options.trickle)
         configuration.ice.seed = UInt64.random(in: 0...UInt64.max, using: &rng)
         let interfaces = options.interfaces
