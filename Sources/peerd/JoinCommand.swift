@@ -15,47 +15,44 @@ struct JoinCommand: AsyncParsableCommand {
         commandName: "join",
         abstract: "Join a voice room as a participant: talk, listen, record every participant.",
         discussion: """
-            peerd registers with the room server, joins the room, and keeps exactly one connection per
-            remote participant whatever the offer order (it answers offers, offers to participants who do
-            not offer within --offer-delay, and is the polite side on glare).
+            peerd registers with the room server, joins the room, and keeps exactly one connection per remote participant whatever the offer order: it answers offers, offers to participants who do not offer within --offer-delay, and is the polite side on glare.
 
-            It records each participant to DIR/<participant-id>.ogg|wav (ids made safe for file names),
-            appends joins, leaves, mic toggles and speaking to DIR/events.jsonl, and writes getStats-shaped
-            statistics of every connection to DIR/stats.json every --stats-interval seconds. Browsers'
-            <uuid>.local (mDNS) candidates are resolved with one-shot mDNS queries. When consent is lost
-            or ICE fails on a connection, peerd restarts ICE (a new offer with new credentials).
-            On a terminal a status line shows every participant's connection state, level and speaking;
-            otherwise logs are plain lines or JSON (--log-format json). PEERD_LOG_LEVEL=debug logs more.
-            SIGINT/SIGTERM: leaves the room, closes every connection and finalizes every file.
+            It records each participant to DIR/<participant-id>.ogg|wav (ids made safe for file names), appends joins, leaves, mic toggles and speaking to DIR/events.jsonl, and writes getStats-shaped statistics of every connection to DIR/stats.json every --stats-interval seconds. Browsers' <uuid>.local (mDNS) candidates are resolved with one-shot mDNS queries. When consent is lost or ICE fails on a connection, peerd restarts ICE (a new offer with new credentials) and media stays on the old path until a new one is found.
+
+            On a terminal a status line shows every participant's connection state, level and speaking; otherwise logs are plain lines or JSON (--log-format json). PEERD_LOG_LEVEL=debug logs more. SIGINT/SIGTERM: peerd leaves the room, closes every connection and finalizes every file.
 
             Examples:
               peerd join ws://127.0.0.1:8080/ws --room general --tone 440 --record rec/
-              peerd join wss://rooms.example.org/ws --room important --password secret --play greeting.ogg
-              peerd join ws://127.0.0.1:8080/ws --room general --echo --stun stun:stun.example.org:3478
-              peerd join ws://127.0.0.1:8080/ws --room general --muted --record rec/ --format wav --log-format json
-              peerd join ws://127.0.0.1:8080/ws --room general --name Bot --id bot-1 --trickle off --duration 60
+              peerd join wss://rooms.example.org/ws --room important \\
+                --password secret --play greeting.ogg
+              peerd join ws://127.0.0.1:8080/ws --room general --echo \\
+                --stun stun:198.51.100.7:3478
+              peerd join ws://127.0.0.1:8080/ws --room general --muted \\
+                --record rec/ --format wav --log-format json
+              peerd join ws://127.0.0.1:8080/ws --room general --name Bot \\
+                --id bot-1 --trickle off --duration 60
             """
     )
 
     @Argument(help: "The room server's WebSocket URL (ws:// or wss://).")
     var url: String
 
-    @Option(help: "The room to join (e.g. general).")
+    @Option(help: ArgumentHelp("The room to join (e.g. --room general).", valueName: "ID"))
     var room: String
 
-    @Option(help: "Room password, for private rooms (e.g. --password secret).")
+    @Option(help: ArgumentHelp("Room password, for private rooms (e.g. --password secret).", valueName: "PASSWORD"))
     var password: String?
 
-    @Option(help: "Display name shown to the other participants (e.g. --name \"Recorder\").")
+    @Option(help: ArgumentHelp("Display name shown to the other participants (e.g. --name \"Recorder\").", valueName: "NAME"))
     var name = "peerd"
 
-    @Option(help: "Participant id (default: peerd-<random>; e.g. --id bot-1).")
+    @Option(help: ArgumentHelp("Participant id (default: peerd-<random>; e.g. --id bot-1).", valueName: "ID"))
     var id: String?
 
     @Option(help: ArgumentHelp("Record every remote participant to DIR/<participant-id>.ogg|wav; events go to DIR/events.jsonl, statistics to DIR/stats.json (e.g. --record rec/).", valueName: "DIR"))
     var record: String?
 
-    @Option(help: "Recording format: ogg (Opus pass-through, no re-encoding) or wav (decoded, with loss concealment).")
+    @Option(help: ArgumentHelp("Recording format: ogg (Opus pass-through, no re-encoding) or wav (decoded, with loss concealment).", valueName: "ogg|wav"))
     var format = "ogg"
 
     @Option(help: ArgumentHelp("Play this file into the room (Ogg Opus .ogg/.opus sent as is, or 48 kHz WAV), looped (e.g. --play greeting.ogg).", valueName: "FILE"))
@@ -76,31 +73,31 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("STUN server as browsers take it, e.g. --stun stun:198.51.100.7:3478 (repeatable).", valueName: "URL"))
     var stun: [String] = []
 
-    @Option(help: "Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.")
+    @Option(help: ArgumentHelp("Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.", valueName: "on|off"))
     var trickle = "on"
 
     @Flag(help: "Also use loopback addresses (for tests on one machine).")
     var loopback = false
 
-    @Option(help: "Seconds to wait for a participant's offer before offering ourselves (e.g. --offer-delay 2).")
+    @Option(help: ArgumentHelp("Seconds to wait for a participant's offer before offering ourselves (e.g. --offer-delay 2).", valueName: "SECONDS"))
     var offerDelay = 4.0
 
-    @Option(help: "Leave after this many seconds (default: until SIGINT/SIGTERM; e.g. --duration 60).")
+    @Option(help: ArgumentHelp("Leave after this many seconds (default: until SIGINT/SIGTERM; e.g. --duration 60).", valueName: "SECONDS"))
     var duration: Double?
 
     @Option(help: ArgumentHelp("Trust this CA certificate (PEM file) for wss://, in addition to the system store.", valueName: "FILE"))
     var caFile: String?
 
-    @Option(help: "Seconds between writes of the connection statistics (getStats shape) to DIR/stats.json or --stats-file; 0 turns them off.")
+    @Option(help: ArgumentHelp("Seconds between writes of the connection statistics (getStats shape) to DIR/stats.json or --stats-file; 0 turns them off.", valueName: "SECONDS"))
     var statsInterval = 2.0
 
     @Option(help: ArgumentHelp("Write the connection statistics here instead of DIR/stats.json (e.g. --stats-file /tmp/stats.json).", valueName: "FILE"))
     var statsFile: String?
 
-    @Option(help: "Seconds to wait for an answer to the mDNS query for a browser's <uuid>.local candidate; unanswered names are dropped.")
+    @Option(help: ArgumentHelp("Seconds to wait for an answer to the mDNS query for a browser's <uuid>.local candidate; unanswered names are dropped.", valueName: "SECONDS"))
     var mdnsTimeout = 3.0
 
-    @Option(help: "Log lines as plain text or JSON objects, one per line (e.g. --log-format json).")
+    @Option(help: ArgumentHelp("Log lines as plain text or JSON objects, one per line (e.g. --log-format json).", valueName: "plain|json"))
     var logFormat = "plain"
 
     @Flag(inversion: .prefixedNo, help: "On a terminal, keep a live status line (participants, connection states, levels, speaking).")
