@@ -33,6 +33,8 @@ public struct ReorderStatistics: Sendable, Equatable {
     public var restarts = 0
     /// Packets that arrived after a later one (delivered in order anyway).
     public var reordered = 0
+
+    public init() {}
 }
 
 /// A reorder buffer indexed by RTP sequence number. Sans-IO: `insert` with the arrival time,
@@ -51,31 +53,38 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
     public let capacity: Int
     /// A sequence jump larger than this (forward or back) restarts the buffer.
     public let maxJump: Int
-    public private(set) var statistics = ReorderStatistics()
+    public var statistics: ReorderStatistics { _statistics }
     /// Packets currently held.
-    public private(set) var count = 0
+    public var count: Int { _count }
+    @usableFromInline var _statistics = ReorderStatistics()
+    @usableFromInline var _count = 0
 
-    private struct Slot: Sendable {
-        var element: Element?
-        var arrival: MonotonicTime
+    @usableFromInline
+    struct Slot: Sendable {
+        @usableFromInline var element: Element?
+        @usableFromInline var arrival: MonotonicTime
+        @inlinable init(element: Element?, arrival: MonotonicTime) {
+            self.element = element
+            self.arrival = arrival
+        }
     }
 
     /// Ring size bound: `capacity` rounded up to a power of two.
-    private let maxRingSize: Int
-    private var ring: [Slot] = []
-    private var mask = 0
-    private var unwrapper = SequenceUnwrapper()
+    @usableFromInline let maxRingSize: Int
+    @usableFromInline var ring: [Slot] = []
+    @usableFromInline var mask = 0
+    @usableFromInline var unwrapper = SequenceUnwrapper()
     /// Extended sequence number expected next (the head); nil before the first packet.
-    private var nextExpected: Int64?
-    private var highestInserted: Int64 = .min
+    @usableFromInline var nextExpected: Int64?
+    @usableFromInline var highestInserted: Int64 = .min
     /// Bit i set: sequence number ≡ i (mod 1024), below `nextExpected` and at most 1024 behind
     /// it, was delivered (clear: reported missing).
-    private var delivered = [UInt64](repeating: 0, count: 16)
+    @usableFromInline var delivered = [UInt64](repeating: 0, count: 16)
     /// Outputs produced by `insert` (flushes, restarts) waiting for the next drain.
-    private var pending: [ReorderOutput<Element>] = []
-    private var pendingIndex = 0
+    @usableFromInline var pending: [ReorderOutput<Element>] = []
+    @usableFromInline var pendingIndex = 0
 
-    public init(maxWait: Duration = .milliseconds(60), capacity: Int = 128, maxJump: Int = 3000) {
+    @inlinable public init(maxWait: Duration = .milliseconds(60), capacity: Int = 128, maxJump: Int = 3000) {
         self.maxWait = maxWait
         self.capacity = max(1, capacity)
         self.maxJump = max(1, maxJump)
@@ -85,9 +94,9 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
     }
 
     /// Adds a packet.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ element: Element, sequenceNumber: SequenceNumber, arrival: MonotonicTime) -> ReorderInsertResult {
-        statistics.inserted += 1
+        _statistics.inserted += 1
         var extended = unwrapper.peek(sequenceNumber)
         var result = ReorderInsertResult.buffered
         if let expected = nextExpected {
@@ -95,7 +104,7 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
             if extended - reference > Int64(maxJump) || expected - extended > Int64(maxJump) {
                 flushAll()
                 pending.append(.discontinuity)
-                statistics.restarts += 1
+                _statistics.restarts += 1
                 unwrapper = SequenceUnwrapper()
                 extended = unwrapper.peek(sequenceNumber)
                 nextExpected = extended
@@ -104,30 +113,30 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
                 result = .restarted
             } else if extended < expected {
                 if expected - extended <= 1024 && isDelivered(extended) {
-                    statistics.duplicates += 1
+                    _statistics.duplicates += 1
                     return .duplicate
                 }
-                statistics.tooLate += 1
+                _statistics.tooLate += 1
                 return .tooLate
             } else if extended - expected < Int64(ring.count), ring[index(extended)].element != nil {
-                statistics.duplicates += 1
+                _statistics.duplicates += 1
                 return .duplicate
             }
         } else {
             nextExpected = extended
         }
         _ = unwrapper.unwrap(sequenceNumber)
-        if extended < highestInserted { statistics.reordered += 1 }
+        if extended < highestInserted { _statistics.reordered += 1 }
         makeRoom(for: extended)
         highestInserted = max(highestInserted, extended)
         ring[index(extended)] = Slot(element: element, arrival: arrival)
-        count += 1
+        _count += 1
         return result
     }
 
     /// Takes the next output ready at `now`: a pending flush or restart marker, the in-order
     /// head packet, or a hole whose wait expired; nil when nothing is ready. Does not allocate.
-    public mutating func next(now: MonotonicTime) -> ReorderOutput<Element>? {
+    @inlinable public mutating func next(now: MonotonicTime) -> ReorderOutput<Element>? {
         if pendingIndex < pending.count {
             let output = pending[pendingIndex]
             pendingIndex += 1
@@ -137,11 +146,11 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
             }
             return output
         }
-        guard count > 0, let expected = nextExpected else { return nil }
+        guard _count > 0, let expected = nextExpected else { return nil }
         let head = index(expected)
         if let element = ring[head].element {
             ring[head].element = nil
-            count -= 1
+            _count -= 1
             markPassed(expected, delivered: true)
             nextExpected = expected + 1
             return .packet(sequenceNumber: sequenceNumber(expected), element: element)
@@ -158,21 +167,21 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
             }
             key -= 1
         }
-        guard lowest != .max, now - oldestArrival >= maxWait || count >= capacity else { return nil }
+        guard lowest != .max, now - oldestArrival >= maxWait || _count >= capacity else { return nil }
         let missing = Int(lowest - expected)
         skip(from: expected, to: lowest)
         return .hole(first: sequenceNumber(expected), count: missing)
     }
 
     /// Takes everything ready at `now`: in-order packets, and holes whose wait expired.
-    public mutating func drain(now: MonotonicTime) -> [ReorderOutput<Element>] {
+    @inlinable public mutating func drain(now: MonotonicTime) -> [ReorderOutput<Element>] {
         var out: [ReorderOutput<Element>] = []
         while let output = next(now: now) { out.append(output) }
         return out
     }
 
     /// Delivers everything held, reporting holes between, regardless of time (e.g. at the end).
-    public mutating func flush() -> [ReorderOutput<Element>] {
+    @inlinable public mutating func flush() -> [ReorderOutput<Element>] {
         flushAll()
         var out: [ReorderOutput<Element>] = []
         while pendingIndex < pending.count {
@@ -185,9 +194,9 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
     }
 
     /// Forgets all state (e.g. after an SSRC change).
-    public mutating func reset() {
+    @inlinable public mutating func reset() {
         for i in ring.indices { ring[i].element = nil }
-        count = 0
+        _count = 0
         pending.removeAll()
         pendingIndex = 0
         nextExpected = nil
@@ -198,11 +207,10 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
 
     // MARK: Ring
 
-    @inline(__always)
-    private func index(_ extended: Int64) -> Int { Int(truncatingIfNeeded: extended) & mask }
+    @inlinable func index(_ extended: Int64) -> Int { Int(truncatingIfNeeded: extended) & mask }
 
     /// Makes `ring` hold `extended` (≥ head): grows it, or flushes when it is too far ahead.
-    private mutating func makeRoom(for extended: Int64) {
+    @inlinable mutating func makeRoom(for extended: Int64) {
         guard let expected = nextExpected else { return }
         let span = extended - expected + 1
         if span <= Int64(ring.count) { return }
@@ -222,9 +230,9 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
         }
     }
 
-    private mutating func grow(to size: Int) {
+    @inlinable mutating func grow(to size: Int) {
         var newRing = [Slot](repeating: Slot(element: nil, arrival: .zero), count: size)
-        if count > 0, let expected = nextExpected {
+        if _count > 0, let expected = nextExpected {
             var key = expected
             while key <= highestInserted {
                 let slot = ring[index(key)]
@@ -237,9 +245,9 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
     }
 
     /// Moves the head from `from` to `to`, marking the numbers between as missing.
-    private mutating func skip(from: Int64, to: Int64) {
-        statistics.holes += from < to ? 1 : 0
-        statistics.missingPackets += Int(to - from)
+    @inlinable mutating func skip(from: Int64, to: Int64) {
+        _statistics.holes += from < to ? 1 : 0
+        _statistics.missingPackets += Int(to - from)
         if to - from >= 1024 {
             clearDelivered()
         } else {
@@ -250,12 +258,12 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
     }
 
     /// Moves every held packet to `pending`, reporting holes between.
-    private mutating func flushAll() {
+    @inlinable mutating func flushAll() {
         guard let start = nextExpected else { return }
         var expected = start
-        if count > 0 {
+        if _count > 0 {
             var key = start
-            while key <= highestInserted, count > 0 {
+            while key <= highestInserted, _count > 0 {
                 let i = index(key)
                 if let element = ring[i].element {
                     if key > expected {
@@ -263,7 +271,7 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
                         skip(from: expected, to: key)
                     }
                     ring[i].element = nil
-                    count -= 1
+                    _count -= 1
                     pending.append(.packet(sequenceNumber: sequenceNumber(key), element: element))
                     markPassed(key, delivered: true)
                     expected = key + 1
@@ -276,28 +284,26 @@ public struct ReorderBuffer<Element: Sendable>: Sendable {
 
     // MARK: Delivered window
 
-    @inline(__always)
-    private mutating func markPassed(_ extended: Int64, delivered wasDelivered: Bool) {
+    @inlinable mutating func markPassed(_ extended: Int64, delivered wasDelivered: Bool) {
         let bit = Int(truncatingIfNeeded: extended) & 1023
         if wasDelivered {
-            statistics.delivered += 1
+            _statistics.delivered += 1
             delivered[bit >> 6] |= 1 << UInt64(bit & 63)
         } else {
             delivered[bit >> 6] &= ~(1 << UInt64(bit & 63))
         }
     }
 
-    @inline(__always)
-    private func isDelivered(_ extended: Int64) -> Bool {
+    @inlinable func isDelivered(_ extended: Int64) -> Bool {
         let bit = Int(truncatingIfNeeded: extended) & 1023
         return delivered[bit >> 6] & (1 << UInt64(bit & 63)) != 0
     }
 
-    private mutating func clearDelivered() {
+    @inlinable mutating func clearDelivered() {
         for i in delivered.indices { delivered[i] = 0 }
     }
 
-    private func sequenceNumber(_ extended: Int64) -> SequenceNumber {
+    @inlinable func sequenceNumber(_ extended: Int64) -> SequenceNumber {
         SequenceNumber(UInt16(truncatingIfNeeded: extended))
     }
 }
