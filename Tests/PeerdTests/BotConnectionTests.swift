@@ -246,9 +246,15 @@ import Wire
         #expect(try metrics.expectGauge("peerd_round_trip_time_seconds", dimensions).lastValue != nil)
 
         await participant.leave()
-        // Leaving removes the participant from the statistics and its gauges.
+        // Leaving removes the participant from the current statistics; the file keeps its final figures.
         try await Self.waitFor(seconds: 5) { await room.bot.statistics().isEmpty }
         #expect(await room.bot.statistics().isEmpty)
+        try await Task.sleep(for: .milliseconds(700))
+        let later = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: room.directory + "/stats.json"))) as? [String: Any])
+        #expect((later["connections"] as? [Any])?.isEmpty == true)
+        let closed = try #require((later["closedConnections"] as? [[String: Any]])?.first)
+        #expect(closed["participant"] as? String == "stats-user" && closed["connectionState"] as? String == "closed")
+        #expect(((closed["inboundRtp"] as? [String: Any])?["packetsReceived"] as? Int ?? 0) >= received)
         await room.close()
     }
 }

@@ -92,12 +92,15 @@ struct ConnectionStats: Codable, Sendable, Equatable {
     var remoteInboundRtp: RemoteInboundRTPStats?
 }
 
-/// What `DIR/stats.json` holds: one snapshot of every connection.
+/// What `DIR/stats.json` holds: one snapshot of every current connection, and the final one of
+/// each connection that ended.
 struct StatsSnapshot: Codable, Sendable {
     var peerd: String
     var room: String
     var time: String
     var connections: [ConnectionStats]
+    /// The last statistics of connections that ended while peerd was in the room.
+    var closedConnections: [ConnectionStats] = []
 
     func json() throws -> Data {
         let encoder = JSONEncoder()

@@ -94,6 +94,8 @@ final class RoomBot: @unchecked Sendable {
     private var stopped = false
     let mdns: MDNSLookup
     private let metrics: ConnectionMetrics
+    /// The last statistics of connections that ended (participants who left), newest last.
+    private var closedStats: [ConnectionStats] = []
     private var nextStatsAt = MonotonicTime.now()
 
     init(options: RoomBotOptions, loop: any EventLoop, logger: Logger) throws {
@@ -167,6 +169,8 @@ final class RoomBot: @unchecked Sendable {
     /// Leaves the room, closes every connection (RTCP BYE, DTLS close_notify) and finalizes files.
     func stop() async {
         let drivers: [PeerConnectionDriver] = (try? await loop.submit {
+            // The last statistics, of the connections as they were before leaving.
+            self.writeStats(now: .now())
             self.stopped = true
             self.mediaTask?.cancel()
             var drivers: [PeerConnectionDriver] = []
@@ -183,10 +187,7 @@ final class RoomBot: @unchecked Sendable {
         for driver in drivers { await driver.close() }
         await client.stop()
         await mdns.close()
-        try? await loop.submit {
-            self.writeStats(now: .now())
-            self.events.close()
-        }.get()
+        try? await loop.submit { self.events.close() }.get()
     }
 
     /// Everyone peerd had a connection with: present participants first, then those who left.
@@ -298,6 +299,12 @@ final class RoomBot: @unchecked Sendable {
     private func closePeer(_ id: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
         metrics.remove(id)
+        if peer.driver != nil {
+            var final = peer.statistics()
+            final.connectionState = "closed"
+            closedStats.append(final)
+            if closedStats.count > 256 { closedStats.removeFirst() }
+        }
         sendBye(peer)
         peer.finishRecording()
         peer.phase = .closed
@@ -742,7 +749,8 @@ final class RoomBot: @unchecked Sendable {
         guard let path = statsPath else { return }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let snapshot = StatsSnapshot(peerd: options.id, room: options.room, time: formatter.string(from: Date()), connections: connections)
+        let snapshot = StatsSnapshot(peerd: options.id, room: options.room, time: formatter.string(from: Date()), connections: connections,
+                                     closedConnections: closedStats)
         do {
             try snapshot.json().write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
