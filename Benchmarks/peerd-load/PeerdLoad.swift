@@ -24,7 +24,12 @@ struct PeerdLoad {
       peerd-load run     --streams N [--format ogg|wav] [--receiver peerd|aiortc]
       peerd-load compare --streams M [--aiortc-script PATH]
                          the same senders against peerd (ogg), peerd (wav) and aiortc, in one run
-    Common: --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
+      peerd-load srtp-scaling [--sessions 1,500,1000,2000,4000]   (PEERD_NSS_OPTIMIZE_SPACE=1: small tables)
+                         SRTP protect + unprotect per packet against the number of live sessions
+    Common: --nss-small-tables (receiver runs with PEERD_NSS_OPTIMIZE_SPACE=1: NSS as libsrtp sets it up)
+            --vector N (receiver sockets' recvmmsg batch; default the driver's), --no-talk (receiver skips
+            talk detection; experiments only: the bot runs it on every packet and every 20 ms)
+            --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
             --dir DIR (recordings; default a temp dir, removed afterwards)
     """
 
@@ -39,8 +44,15 @@ struct PeerdLoad {
             }
             return
         }
+        if mode == "srtp-scaling" {
+            do { try SRTPScaling.run(arguments: arguments) } catch {
+                FileHandle.standardError.write(Data("srtp-scaling: \(error)\n".utf8))
+                exit(1)
+            }
+            return
+        }
         if mode == "help" || arguments.contains("--help") || arguments.contains("-h") {
-            print(usage)
+            say(usage)
             return
         }
         do {
@@ -62,6 +74,8 @@ struct PeerdLoad {
         var options = StepOptions(receiverCommand: [], receiverName: "")
         var aiortcScript = FileManager.default.currentDirectoryPath + "/Benchmarks/peerd-load/aiortc_receiver.py"
         var directory: String?
+        var nssSmallTables = false
+        var receiverExtras: [String] = []
         var index = 0
         func value() throws -> String {
             index += 1
@@ -80,6 +94,9 @@ struct PeerdLoad {
             case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight
             case "--aiortc-script": aiortcScript = try value()
             case "--dir": directory = try value()
+            case "--nss-small-tables": nssSmallTables = true
+            case "--vector": receiverExtras += ["--vector", try value()]
+            case "--no-talk": receiverExtras.append("--no-talk")
             default: throw BadArgument(description: "unknown option \(arguments[index]) (see --help)")
             }
             index += 1
@@ -93,25 +110,28 @@ struct PeerdLoad {
         let frames = try preEncodedFrames()
         let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         var run = 0
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         func command(_ kind: String, _ format: String) -> (command: [String], name: String) {
             run += 1
             let dir = base + "/run-\(run)-\(kind)-\(format)"
             if kind == "aiortc" {
                 return (["/usr/bin/env", "python3", aiortcScript, "--dir", dir], "aiortc 1.16 (MediaRecorder wav)")
             }
-            return (["/proc/self/exe", "receive", "--format", format, "--dir", dir], "peerd (\(format == "ogg" ? "Ogg pass-through" : "WAV, decoded"))")
+            let env = nssSmallTables ? ["/usr/bin/env", "PEERD_NSS_OPTIMIZE_SPACE=1"] : []
+            return (env + [executable, "receive", "--format", format, "--dir", dir] + receiverExtras,
+                    "peerd (\(format == "ogg" ? "Ogg pass-through" : "WAV, decoded")\(nssSmallTables ? ", NSS small tables" : "")\(receiverExtras.isEmpty ? "" : ", " + receiverExtras.joined(separator: " ")))")
         }
-        print("peerd-load \(mode): window \(formatted(options.window, 0)) s after \(formatted(options.warmup, 0)) s warm-up, 50 packets/s per stream, 127.0.0.1")
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()) at start")
-        print(tableHeader())
+        say("peerd-load \(mode): window \(formatted(options.window, 0)) s after \(formatted(options.warmup, 0)) s warm-up, 50 packets/s per stream, 127.0.0.1")
+        say("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, load average \(loadAverage()) at start")
+        say(tableHeader())
         var results: [StepResult] = []
         func step(_ n: Int, _ kind: String, _ format: String) async throws -> StepResult {
             (options.receiverCommand, options.receiverName) = command(kind, format)
             log("  \(options.receiverName): \(n) streams")
             let result = try await runStep(streams: n, options: options, senderLoop: senderGroup.next(),
                                            certificate: certificate, frames: frames, log: log)
-            print(tableRow(result))
-            if let note = result.note { print("    note: \(note)") }
+            say(tableRow(result))
+            if let note = result.note { say("    note: \(note)") }
             results.append(result)
             return result
         }
@@ -124,16 +144,16 @@ struct PeerdLoad {
                 let elapsed = (MonotonicTime.now() - start).seconds
                 let estimate = options.warmup + options.window + 10 + Double(n) * 0.006
                 if elapsed + estimate > budget {
-                    print("(stopping: the next step would pass the \(formatted(budget, 0)) s budget)")
+                    say("(stopping: the next step would pass the \(formatted(budget, 0)) s budget)")
                     break
                 }
                 let result = try await step(n, "peerd", format)
                 if result.lossless { best = result } else { break }
             }
             if let best {
-                print("largest N without loss on one receiving event loop (one core): \(best.streams) (\(formatted(best.loopMicrosPerPacket, 2)) µs/packet, \(formatted(best.rssPerConnectionKiB, 1)) KiB/connection)")
+                say("largest N without loss on one receiving event loop (one core): \(best.streams) (\(formatted(best.loopMicrosPerPacket, 2)) µs/packet, \(formatted(best.rssPerConnectionKiB, 1)) KiB/connection)")
             } else {
-                print("no step was lossless")
+                say("no step was lossless")
             }
         case "run":
             _ = try await step(streams, receiver, format)
@@ -141,16 +161,21 @@ struct PeerdLoad {
             let ogg = try await step(streams, "peerd", "ogg")
             let wav = try await step(streams, "peerd", "wav")
             let aiortc = try await step(streams, "aiortc", "wav")
-            print("")
-            print("process CPU per received packet, \(streams) streams each, same senders, same run:")
-            print("  peerd Ogg pass-through \(formatted(ogg.processMicrosPerPacket, 2)) µs, peerd WAV (decoded) \(formatted(wav.processMicrosPerPacket, 2)) µs, aiortc \(formatted(aiortc.processMicrosPerPacket, 1)) µs")
-            print("  ratio aiortc / peerd: \(formatted(aiortc.processMicrosPerPacket / ogg.processMicrosPerPacket, 0))x (vs Ogg), \(formatted(aiortc.processMicrosPerPacket / wav.processMicrosPerPacket, 1))x (vs WAV, both decode)")
-            print("  RSS per connection: peerd \(formatted(ogg.rssPerConnectionKiB, 0)) KiB, aiortc \(formatted(aiortc.rssPerConnectionKiB, 0)) KiB")
+            say("")
+            say("process CPU per received packet, \(streams) streams each, same senders, same run:")
+            say("  peerd Ogg pass-through \(formatted(ogg.processMicrosPerPacket, 2)) µs, peerd WAV (decoded) \(formatted(wav.processMicrosPerPacket, 2)) µs, aiortc \(formatted(aiortc.processMicrosPerPacket, 1)) µs")
+            say("  ratio aiortc / peerd: \(formatted(aiortc.processMicrosPerPacket / ogg.processMicrosPerPacket, 0))x (vs Ogg), \(formatted(aiortc.processMicrosPerPacket / wav.processMicrosPerPacket, 1))x (vs WAV, both decode)")
+            say("  RSS per connection: peerd \(formatted(ogg.rssPerConnectionKiB, 0)) KiB, aiortc \(formatted(aiortc.rssPerConnectionKiB, 0)) KiB")
         default:
             throw BadArgument(description: "unknown mode \(mode) (see --help)")
         }
-        print("load average at end: \(loadAverage()); total \(formatted((MonotonicTime.now() - start).seconds, 0)) s")
+        say("load average at end: \(loadAverage()); total \(formatted((MonotonicTime.now() - start).seconds, 0)) s")
         try await senderGroup.shutdownGracefully()
+    }
+
+    /// Unbuffered, so the table shows up row by row even through a pipe.
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func loadAverage() -> String {

@@ -20,11 +20,15 @@ enum ReceiverMode {
     static func run(arguments: [String]) async throws {
         var format = "ogg"
         var directory: String?
+        var vector: Int?
+        var talk = true
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
             case "--format": index += 1; format = arguments[index]
             case "--dir": index += 1; directory = arguments[index]
+            case "--vector": index += 1; vector = Int(arguments[index])
+            case "--no-talk": talk = false
             default: break
             }
             index += 1
@@ -35,6 +39,8 @@ enum ReceiverMode {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let receiver = try LoadReceiver(loop: group.next(), directory: dir, decode: format == "wav",
                                         output: LineWriter(handle: FileHandle.standardOutput))
+        if let vector { receiver.socketConfiguration = UDPSocketSet.Configuration(vectorReadMessageCount: vector) }
+        receiver.talkDetection = talk
         receiver.start()
         var ready = LoadMessage(op: "ready")
         ready.rss = residentBytes()
@@ -100,6 +106,9 @@ final class LoadReceiver: @unchecked Sendable {
     private var totalPackets = 0
     private var connectedCount = 0
     private var mediaTask: RepeatedTask?
+    /// Experiments (`--vector`, `--no-talk`); the defaults are what the bot does.
+    var socketConfiguration: UDPSocketSet.Configuration?
+    var talkDetection = true
 
     init(loop: any EventLoop, directory: String, decode: Bool, output: LineWriter) throws {
         self.loop = loop
@@ -120,7 +129,7 @@ final class LoadReceiver: @unchecked Sendable {
                 } catch {
                     connection.failure = "\(error)"
                 }
-                _ = connection.talk.evaluate(now: now)
+                if talkDetection { _ = connection.talk.evaluate(now: now) }
             }
         }
     }
@@ -169,8 +178,14 @@ final class LoadReceiver: @unchecked Sendable {
                     connections[id] = connection
                     ordered.append(connection)
                 }.get()
-                let driver = try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly,
-                                                                  eventLoop: loop) { [self] event in handleEvent(id, event) }
+                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [self] event in handleEvent(id, event) }
+                let driver = if let socketConfiguration {
+                    try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly,
+                                                         sockets: socketConfiguration, eventLoop: loop, onEvent: onEvent)
+                } else {
+                    try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly,
+                                                         eventLoop: loop, onEvent: onEvent)
+                }
                 let answer = try await driver.withCore { core in try core.acceptOffer(offer, now: .now()).serialized() }
                 try await loop.submit { [self] in connections[id]?.driver = driver }.get()
                 var reply = LoadMessage(op: "answer")
@@ -233,7 +248,7 @@ final class LoadReceiver: @unchecked Sendable {
         } catch {
             connection.failure = "\(error)"
         }
-        if let id = connection.audioLevelID, let element = packet.headerExtensionElement(id: id),
+        if talkDetection, let id = connection.audioLevelID, let element = packet.headerExtensionElement(id: id),
            let level = try? AudioLevelExtension.parse(from: element) {
             _ = connection.talk.add(level: level.level, at: now)
         }

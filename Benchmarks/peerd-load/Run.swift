@@ -121,6 +121,7 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     defer { if link.process.isRunning { link.process.terminate() } }
     let farm = SenderFarm(count: streams, loop: senderLoop, certificate: certificate, frames: frames, maxInFlight: options.maxInFlight)
     let ready = try await link.request(nil, reply: "ready", timeout: .seconds(30))
+    log("    receiver pid \(link.process.processIdentifier)")
     try await farm.bind()
     let connectStart = MonotonicTime.now()
     try await senderLoop.submit {
@@ -155,11 +156,11 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     await sleep(seconds: options.warmup)
     let markA = try await link.request("mark")
     let wallA = MonotonicTime.now()
-    let (sentA, senderCPUA) = try await senderLoop.submit { (farm.totalSent, threadCPUNanoseconds()) }.get()
+    let (sentA, senderCPUA, senderTimeA) = try await senderLoop.submit { (farm.totalSent, threadCPUNanoseconds(), MonotonicTime.now()) }.get()
     await sleep(seconds: options.window)
     let markB = try await link.request("mark")
     let wallB = MonotonicTime.now()
-    let (sentB, senderCPUB) = try await senderLoop.submit { (farm.totalSent, threadCPUNanoseconds()) }.get()
+    let (sentB, senderCPUB, senderTimeB) = try await senderLoop.submit { (farm.totalSent, threadCPUNanoseconds(), MonotonicTime.now()) }.get()
     try await senderLoop.submit { farm.stopSending() }.get()
     await sleep(seconds: options.drain)
     let counts = try await link.request("counts")
@@ -184,7 +185,8 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     let perPacket = { (a: Int64?, b: Int64?) -> Double in
         windowPackets > 0 ? Double((b ?? 0) - (a ?? 0)) / 1000 / Double(windowPackets) : .nan
     }
-    let expected = Double(connected) * 50 * window
+    let senderWindow = (senderTimeB - senderTimeA).seconds
+    let expected = Double(connected) * 50 * senderWindow
     return StepResult(
         receiver: options.receiverName, streams: streams, connected: connected, failedConnections: failed,
         connectSeconds: connectSeconds, sent: sent, received: received, lostPackets: lost, streamsWithLoss: lossy,
@@ -194,7 +196,7 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
         loopUtilization: Double((markB.cpuLoopNs ?? 0) - (markA.cpuLoopNs ?? 0)) / 1e9 / window,
         rssPerConnectionKiB: Double((markB.rss ?? 0) - (ready.rss ?? 0)) / 1024 / Double(max(1, connected)),
         senderRateFraction: expected > 0 ? Double(sentB - sentA) / expected : 0,
-        senderUtilization: Double(senderCPUB - senderCPUA) / 1e9 / window,
+        senderUtilization: Double(senderCPUB - senderCPUA) / 1e9 / senderWindow,
         files: bye.files ?? 0, recordedBytes: bye.bytes ?? 0, note: bye.message)
 }
 

@@ -213,6 +213,9 @@ final class SenderFarm: @unchecked Sendable {
         let now = MonotonicTime.now()
         let current = (now.nanoseconds - sendStart.nanoseconds) / 1_000_000
         guard current > lastSlot else { return }
+        // A sender more than 100 ms late drops those frames (counted as not sent, so the rate
+        // column shows it) instead of queueing an unbounded burst.
+        if current - lastSlot > 100 { lastSlot = current - 100 }
         let wallclock = NTPTime(unixSeconds: Date().timeIntervalSince1970)
         var slot = lastSlot + 1
         while slot <= current {

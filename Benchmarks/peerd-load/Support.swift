@@ -111,3 +111,4 @@ extension Duration {
 }
 
 func formatted(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
+

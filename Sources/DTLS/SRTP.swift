@@ -148,6 +148,8 @@ public struct SRTPStatistics: Sendable, Equatable {
 /// libsrtp is initialised exactly once, on first use; Swift runs a global's initialiser once
 /// and thread-safely.
 private let srtpLibraryStatus: srtp_err_status_t = {
+    // Before libsrtp loads NSS with its small tables (see NSSTables).
+    _ = NSSTables.initialized
     let status = srtp_init()
     guard status == srtp_err_status_ok else { return status }
     // Debian's libsrtp2 runs on NSS, which loads its soft token with the first cipher context and
