@@ -93,7 +93,7 @@ public final class OggOpusWriter {
 
     private let output: any OggOutput
     private var packer: OggPagePacker
-    private var held: (packet: [UInt8], granule: Int64)?
+    private var held: (packet: ArraySlice<UInt8>, granule: Int64)?
     /// Granule position of the newest packet handed to the packer.
     private var submittedGranule: Int64 = 0
     private var lastFlushGranule: Int64 = 0
@@ -120,12 +120,22 @@ public final class OggOpusWriter {
 
     /// Appends a packet lasting `samples` (48 kHz).
     public func write(packet: [UInt8], samples: Int) throws(OggOpusError) {
+        try write(packet: packet[...], granulePosition: granulePosition + Int64(max(0, samples)))
+    }
+
+    /// Appends a packet (a slice, e.g. an RTP payload in its datagram: not copied until paged) lasting `samples`.
+    public func write(packet: ArraySlice<UInt8>, samples: Int) throws(OggOpusError) {
         try write(packet: packet, granulePosition: granulePosition + Int64(max(0, samples)))
     }
 
     /// Appends a packet whose end is at granule position `granulePosition` (48 kHz samples of
     /// all packets from the start of the stream). Granule positions must not decrease.
     public func write(packet: [UInt8], granulePosition: Int64) throws(OggOpusError) {
+        try write(packet: packet[...], granulePosition: granulePosition)
+    }
+
+    /// Appends a packet slice whose end is at granule position `granulePosition`.
+    public func write(packet: ArraySlice<UInt8>, granulePosition: Int64) throws(OggOpusError) {
         guard !isFinished else { throw .finished }
         guard granulePosition >= self.granulePosition else {
             throw .granuleDecreased(previous: self.granulePosition, new: granulePosition)
@@ -163,7 +173,7 @@ public final class OggOpusWriter {
         try emit(packer.flush(endOfStream: true))
     }
 
-    private func submit(_ packet: [UInt8], granule: Int64) throws(OggOpusError) {
+    private func submit(_ packet: ArraySlice<UInt8>, granule: Int64) throws(OggOpusError) {
         packer.append(packet: packet, granulePosition: granule)
         submittedGranule = granule
         let full = packer.takeFullPages()

@@ -57,9 +57,15 @@ public struct OggPagePacker: Sendable {
 
     /// Adds a packet whose end has granule position `granulePosition`.
     public mutating func append(packet: [UInt8], granulePosition: Int64) {
-        var offset = 0
+        append(packet: packet[...], granulePosition: granulePosition)
+    }
+
+    /// Adds a packet (a slice, e.g. of a received datagram) whose end has granule position `granulePosition`.
+    public mutating func append(packet: ArraySlice<UInt8>, granulePosition: Int64) {
+        var offset = packet.startIndex
+        let end = packet.endIndex
         while true {
-            let length = min(255, packet.count - offset)
+            let length = min(255, end - offset)
             table.append(UInt8(length))
             body += packet[offset..<(offset + length)]
             offset += length

@@ -202,6 +202,73 @@ public struct OpusPacketInfo: Sendable, Equatable {
         }
     }
 
+    /// The duration of `packet` in 48 kHz samples after the same validation as `parse`
+    /// (RFC 6716 §3.4), without building the frame length list (no allocation).
+    public static func validatedSampleCount(_ packet: UnsafeRawBufferPointer) throws(OpusPacketError) -> Int {
+        var reader = ByteReader(packet)
+        guard let tocByte = reader.uint8() else { throw .empty }
+        let toc = OpusTOC(byte: tocByte)
+        switch toc.frameCountCode {
+        case 0:
+            guard reader.remaining <= maxFrameLength else { throw .frameTooLarge(length: reader.remaining) }
+            return toc.samplesPerFrame
+        case 1:
+            let payload = reader.remaining
+            guard payload % 2 == 0 else { throw .unevenCode1Length(payload: payload) }
+            guard payload / 2 <= maxFrameLength else { throw .frameTooLarge(length: payload / 2) }
+            return 2 * toc.samplesPerFrame
+        case 2:
+            let first = try readFrameLength(&reader)
+            let second = reader.remaining
+            guard first <= second else { throw .truncated }
+            guard second - first <= maxFrameLength else { throw .frameTooLarge(length: second - first) }
+            return 2 * toc.samplesPerFrame
+        default:
+            guard let countByte = reader.uint8() else { throw .truncated }
+            let count = Int(countByte & 0x3F)
+            guard count > 0 else { throw .zeroFrameCount }
+            let samples = count * toc.samplesPerFrame
+            guard samples <= maxPacketSamples else { throw .durationTooLong(samples: samples) }
+            var padding = 0
+            if countByte & 0x40 != 0 {
+                while true {
+                    guard let p = reader.uint8() else { throw .truncated }
+                    if p == 255 { padding += 254 } else { padding += Int(p); break }
+                }
+            }
+            guard padding <= reader.remaining else { throw .paddingOverrun }
+            if countByte & 0x80 != 0 {
+                var sum = 0
+                for _ in 0..<(count - 1) { sum += try readFrameLength(&reader) }
+                let available = reader.remaining - padding
+                guard available >= 0 else { throw .paddingOverrun }
+                guard sum <= available else { throw .truncated }
+                guard available - sum <= maxFrameLength else { throw .frameTooLarge(length: available - sum) }
+            } else {
+                let payload = reader.remaining - padding
+                guard payload % count == 0 else { throw .unevenCBRLength(payload: payload, frames: count) }
+                guard payload / count <= maxFrameLength else { throw .frameTooLarge(length: payload / count) }
+            }
+            return samples
+        }
+    }
+
+    /// `validatedSampleCount` of a byte array.
+    public static func validatedSampleCount(_ packet: [UInt8]) throws(OpusPacketError) -> Int {
+        let result = packet.withUnsafeBytes { raw -> Result<Int, OpusPacketError> in
+            do throws(OpusPacketError) { return .success(try validatedSampleCount(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// `validatedSampleCount` of a byte slice (e.g. an RTP payload inside its datagram).
+    public static func validatedSampleCount(_ packet: ArraySlice<UInt8>) throws(OpusPacketError) -> Int {
+        let result = packet.withUnsafeBytes { raw -> Result<Int, OpusPacketError> in
+            do throws(OpusPacketError) { return .success(try validatedSampleCount(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
     private static func readFrameLength(_ reader: inout ByteReader) throws(OpusPacketError) -> Int {
         guard let first = reader.uint8() else { throw .truncated }
         if first < 252 { return Int(first) }

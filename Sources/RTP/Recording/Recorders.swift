@@ -58,13 +58,20 @@ public final class OggOpusRecorder {
     /// `startWallclock` on the first packet). Invalid Opus is counted and skipped.
     public func receive(ssrc: SSRC, sequenceNumber: SequenceNumber, timestamp: RTPTimestamp, payload: [UInt8],
                         arrival: MonotonicTime, wallclock: NTPTime? = nil) throws(OggOpusError) {
+        try receive(ssrc: ssrc, sequenceNumber: sequenceNumber, timestamp: timestamp, payload: payload[...],
+                    arrival: arrival, wallclock: wallclock)
+    }
+
+    /// Records a received packet whose payload is a slice (of its datagram: not copied until paged).
+    public func receive(ssrc: SSRC, sequenceNumber: SequenceNumber, timestamp: RTPTimestamp, payload: ArraySlice<UInt8>,
+                        arrival: MonotonicTime, wallclock: NTPTime? = nil) throws(OggOpusError) {
         // Mono and stereo packets may share a stream: Opus decoders up- or down-mix to the file's channel count.
-        guard let info = try? OpusPacketInfo.parse(payload), info.totalSamples > 0 else {
+        guard let samples = try? OpusPacketInfo.validatedSampleCount(payload), samples > 0 else {
             statistics.invalidPackets += 1
             return
         }
         let placement = timeline.place(ssrc: ssrc, sequenceNumber: sequenceNumber, timestamp: timestamp,
-                                       samples: info.totalSamples, arrival: arrival)
+                                       samples: samples, arrival: arrival)
         if startWallclock == nil, let wallclock, let origin = timeline.origin {
             startWallclock = NTPTime(secondsSince1900: wallclock.secondsSince1900 - (arrival - origin).seconds)
         }
@@ -74,14 +81,14 @@ public final class OggOpusRecorder {
             return
         }
         try writeFill(placement.fillSamples, concealed: placement.concealSamples)
-        try writer.write(packet: payload, samples: info.totalSamples)
+        try writer.write(packet: payload, samples: samples)
         statistics.packetsWritten += 1
     }
 
     /// Records a parsed RTP packet.
     public func receive(_ packet: RTPPacket, arrival: MonotonicTime, wallclock: NTPTime? = nil) throws(OggOpusError) {
         try receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
-                    payload: Array(packet.payload), arrival: arrival, wallclock: wallclock)
+                    payload: packet.payload, arrival: arrival, wallclock: wallclock)
     }
 
     /// Uses a sender report to refine `senderStartWallclock`.
@@ -107,7 +114,7 @@ public final class OggOpusRecorder {
         var remaining = samples
         var conceal = concealed
         while remaining >= 960 {
-            try writer.write(packet: silence, samples: 960)
+            try writer.write(packet: silence[...], samples: 960)
             remaining -= 960
             if conceal >= 960 { statistics.concealedFrames += 1; conceal -= 960 } else { statistics.silenceFrames += 1 }
         }

@@ -139,7 +139,7 @@ public final class RoomMixRecorder {
     public func receive(participant id: String, ssrc: SSRC, sequenceNumber: SequenceNumber, timestamp: RTPTimestamp,
                         payload: [UInt8], arrival: MonotonicTime) throws(RoomMixError) {
         guard !isFinished else { throw .finished }
-        guard let info = try? OpusPacketInfo.parse(payload), info.totalSamples > 0 else {
+        guard let samples = try? OpusPacketInfo.validatedSampleCount(payload), samples > 0 else {
             statistics.invalidPackets += 1
             return
         }
@@ -156,7 +156,7 @@ public final class RoomMixRecorder {
         }
         var position = track.timeline.position
         let placement = track.timeline.place(ssrc: ssrc, sequenceNumber: sequenceNumber, timestamp: timestamp,
-                                             samples: info.totalSamples, arrival: arrival)
+                                             samples: samples, arrival: arrival)
         guard placement.write else {
             statistics.droppedPackets += 1
             return
@@ -176,7 +176,7 @@ public final class RoomMixRecorder {
         if let pcm = try? track.decoder.decode(payload) {
             add(pcm, at: position)
             statistics.packetsMixed += 1
-        } else if let pcm = try? track.decoder.decodeLoss(samples: info.totalSamples) {
+        } else if let pcm = try? track.decoder.decodeLoss(samples: samples) {
             add(pcm, at: position)
             statistics.concealedFrames += 1
         }

@@ -116,6 +116,10 @@ struct OpusPacketTests {
                 opus_packet_parse(data.baseAddress!, Int32(data.count), &toc, &frames, &sizes, nil)
             }
             let ours = try? OpusPacketInfo.parse(packet)
+            // The allocation-free validator agrees with the full parse, error for error.
+            #expect(Result { () throws(OpusPacketError) in try OpusPacketInfo.validatedSampleCount(packet) }
+                    == Result { () throws(OpusPacketError) in try OpusPacketInfo.parse(packet).totalSamples })
+            #expect((try? OpusPacketInfo.validatedSampleCount(packet[...].dropFirst(0))) == ours?.totalSamples)
             if count > 0 {
                 accepted += 1
                 #expect(ours?.frameCount == Int(count))
