@@ -45,16 +45,7 @@ import Testing
     }
 
     func startBot(port: Int, tone: Double, directory: String, trickle: Bool = true) throws -> (RoomBot, Task<Void, Never>) {
-        var options = RoomBotOptions(url: "ws://127.0.0.1:\(port)/ws", room: "general", name: "peerd", id: "peerd-test")
-        options.recordDirectory = directory
-        options.audio = .tone(tone)
-        options.trickle = trickle
-        // Browsers offer to every participant they see; waiting long enough means peerd answers them
-        // (a page answers an early offer before its microphone is open, and then sends silence).
-        options.offerDelay = .seconds(8)
-        options.interfaces = InterfaceFilter(includeLoopback: true, onlyAddresses: [IPAddress("127.0.0.1")!])
-        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.peerd"))
-        return (bot, Task { await bot.run() })
+        try Interop.startBot(port: port, tone: tone, directory: directory, trickle: trickle)
     }
 
     /// Waits until peerd has received `packets` from every browser and every browser hears peerd.

@@ -88,6 +88,7 @@
         break;
       case 'микрофон-переключен':
       case 'говорит': {
+        noteAnnouncement(msg);
         const p = participants.find((x) => x.id === msg['пользователь_id']);
         if (p) {
           if (msg['тип'] === 'говорит') p['говорит'] = !!msg['говорит'];
@@ -102,6 +103,15 @@
       case 'ошибка': showError(msg['сообщение'] || 'ошибка'); break;
       default: break;
     }
+  }
+
+  // What others announced, in order (tests check that peerd's mute and speaking reach the page).
+  function noteAnnouncement(msg) {
+    const key = msg['тип'] === 'говорит' ? 'speakingAnnounced' : 'microphoneAnnounced';
+    const id = msg['пользователь_id'];
+    const list = ((status[key] = status[key] || {})[id] = status[key][id] || []);
+    list.push(msg['тип'] === 'говорит' ? !!msg['говорит'] : !!msg['включен']);
+    if (list.length > 50) list.splice(0, list.length - 50);
   }
 
   function fillRooms(rooms) {
@@ -126,6 +136,7 @@
     try { await openMic(); } catch (e) { showError('Нет доступа к микрофону: ' + e.message); return; }
     lastPassword = $('password').value || null;
     if (!registered) register();
+    status.joinedAt = Date.now();
     send({ 'тип': 'присоединиться-к-комнате', 'комната_id': target, 'пользователь_id': myId, 'пароль': lastPassword });
   }
 
@@ -199,7 +210,12 @@
       };
     }
     pc.onconnectionstatechange = () => { peer.state = pc.connectionState; render(); };
-    pc.ontrack = (e) => attachRemote(id, peer, e.streams[0] || new MediaStream([e.track]));
+    pc.ontrack = (e) => {
+      // First audio per participant (benchmarks): a remote track unmutes with its first RTP packet.
+      const first = () => { status.firstAudioAt = status.firstAudioAt || {}; status.firstAudioAt[id] = status.firstAudioAt[id] || Date.now(); };
+      if (!e.track.muted) first(); else e.track.addEventListener('unmute', first, { once: true });
+      attachRemote(id, peer, e.streams[0] || new MediaStream([e.track]));
+    };
     return peer;
   }
 
@@ -250,6 +266,7 @@
       if (data.type === 'offer') {
         const collision = peer.makingOffer || peer.pc.signalingState !== 'stable';
         peer.ignoreOffer = !peer.polite && collision;
+        if (collision) status.glares = (status.glares || 0) + 1;
         if (peer.ignoreOffer) { log('glare: ignoring offer from', from); return; }
         if (collision) {
           // Polite side of a glare: drop our half-made offer and answer on a fresh connection
@@ -385,5 +402,25 @@
       console.log('PEERD_STATUS ' + body);
       fetch('/report/' + encodeURIComponent(name), { method: 'POST', headers: { 'content-type': 'application/json' }, body }).catch(() => {});
     }, 1000);
+    // ?control=1 (tests): the page polls /report/cmd-<name> for {seq, action} and acts like a person
+    // clicking: leave, join, mute, unmute. Each seq runs once.
+    if (q.get('control') === '1') {
+      let lastSeq = 0;
+      setInterval(async () => {
+        try {
+          const r = await fetch('/report/' + encodeURIComponent('cmd-' + name), { cache: 'no-store' });
+          if (!r.ok) return;
+          const cmd = await r.json();
+          if (!cmd || typeof cmd.seq !== 'number' || cmd.seq <= lastSeq) return;
+          lastSeq = cmd.seq;
+          status.commandsDone = cmd.seq;
+          log('test command', cmd.action);
+          if (cmd.action === 'leave') leave();
+          else if (cmd.action === 'join') join();
+          else if (cmd.action === 'mute' && micOn) toggleMute();
+          else if (cmd.action === 'unmute' && !micOn) toggleMute();
+        } catch {}
+      }, 500);
+    }
   }
 })();

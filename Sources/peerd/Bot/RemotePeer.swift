@@ -11,7 +11,9 @@ final class RemotePeer {
     enum Phase: String { case waitingForOffer, offering, answering, connected, closed }
 
     let id: String
-    let fileName: String
+    /// `<safe-id>`, or `<safe-id>-2`, `-3`… when an earlier session of the same participant (a leave and
+    /// rejoin, a room server restart) already has a file: a rejoin never truncates a finalized recording.
+    private(set) var fileName: String
     var phase: Phase = .waitingForOffer
     var driver: PeerConnectionDriver?
     /// Signals that arrived while the driver was being created.
@@ -67,7 +69,14 @@ final class RemotePeer {
         // Once: a file finalized at leave/stop is never reopened (that would truncate it).
         guard let directory, !recorderOpened, phase != .closed else { return }
         recorderOpened = true
-        let path = (directory as NSString).appendingPathComponent(fileName + (format == .ogg ? ".ogg" : ".wav"))
+        let suffix = format == .ogg ? ".ogg" : ".wav"
+        let base = fileName
+        var session = 1
+        while FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(fileName + suffix)) {
+            session += 1
+            fileName = "\(base)-\(session)"
+        }
+        let path = (directory as NSString).appendingPathComponent(fileName + suffix)
         do {
             switch format {
             case .ogg:
