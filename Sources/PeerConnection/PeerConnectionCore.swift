@@ -117,6 +117,9 @@ public final class PeerConnectionCore {
     private var sessionVersion: UInt64 = 1
     private let sessionID = UInt64.random(in: 1...(UInt64(1) << 62))
     private var dtlsPeer: (local: TransportAddress, remote: TransportAddress)?
+    /// Remote addresses of earlier selected pairs (validated by ICE then): media from them is still
+    /// accepted after an ICE restart or a pair switch while the peer moves over (SRTP authenticates it).
+    private var earlierMediaRemotes: [TransportAddress] = []
     private var events: [PeerConnectionEvent] = []
     private var eventHead = 0
     private var transmits: [(bytes: [UInt8], from: TransportAddress, to: TransportAddress)] = []
@@ -327,7 +330,10 @@ public final class PeerConnectionCore {
 
     private func receiveMedia(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) {
         guard let srtp else { counters.droppedBeforeKeys += 1; return }
-        guard agent?.isKnownRemote(source) == true else { counters.droppedUnknownSource += 1; return }
+        guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
+            counters.droppedUnknownSource += 1
+            return
+        }
         var packet = datagram
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
             do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return }
@@ -458,6 +464,10 @@ public final class PeerConnectionCore {
                 emit(.iceStateChanged(state))
                 if state == .failed { emit(.failed(.iceFailed)) }
             case .selectedPairChanged(let pair):
+                if let earlier = dtlsPeer?.remote, earlier != pair.remoteAddress, !earlierMediaRemotes.contains(earlier) {
+                    earlierMediaRemotes.append(earlier)
+                    if earlierMediaRemotes.count > 4 { earlierMediaRemotes.removeFirst() }
+                }
                 dtlsPeer = (pair.localBase, pair.remoteAddress)
                 emit(.selectedPairChanged(pair))
                 if dtls != nil, !startedDTLS { startDTLS(now: now) }

@@ -726,6 +726,18 @@ final class RoomBot: @unchecked Sendable {
         }
     }
 
+    /// Restarts ICE with `participant` now, as after a consent loss (operators and tests); false when
+    /// there is no established connection with them.
+    @discardableResult
+    func restartICE(participant id: String) async -> Bool {
+        (try? await loop.submit { () -> Bool in
+            guard let peer = self.peers[id], peer.phase == .connected else { return false }
+            peer.iceRestartDue = .now()
+            peer.iceRestartDeadline = nil
+            return true
+        }.get()) ?? false
+    }
+
     // MARK: Statistics
 
     /// getStats-shaped statistics of every current connection.
