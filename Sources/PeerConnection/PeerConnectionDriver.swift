@@ -16,6 +16,9 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
     private var closed = false
+    /// False while only SRTP/SRTCP arrived since the timer was last armed: media never moves the
+    /// core's timers, so a read batch of media skips the `nextTimeout` computation.
+    private var timersMayHaveMoved = true
 
     init(core: PeerConnectionCore, eventLoop: any EventLoop) {
         self.core = core
@@ -78,18 +81,24 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     private func receive(_ datagram: ReceivedDatagram) {
         guard !closed else { return }
+        // RFC 7983: 128...191 is RTP/RTCP; STUN, DTLS and the rest may move ICE or DTLS timers.
+        if !(128...191).contains(datagram.bytes.first ?? 0) { timersMayHaveMoved = true }
         core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
         drain()
     }
 
     private func flush() {
         sockets?.flush()
-        armTimer()
+        if timersMayHaveMoved {
+            timersMayHaveMoved = false
+            armTimer()
+        }
     }
 
     /// Drains events and transmits, flushes, and re-arms the timer.
     func pump() {
         drain()
+        timersMayHaveMoved = true
         flush()
     }
 
