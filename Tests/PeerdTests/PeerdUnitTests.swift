@@ -98,6 +98,23 @@ import Signaling
         #expect(try FileManager.default.contentsOfDirectory(atPath: base) == ["rec"], "nothing written next to DIR")
     }
 
+    @Test func unreachableRoomServerIsLoggedAndStopIsPrompt() async throws {
+        let lines = CollectedLog()
+        var options = RoomBotOptions(url: "ws://127.0.0.1:9/ws", room: "general", name: "peerd", id: "peerd-test")
+        options.interfaces = .loopbackOnly
+        options.statsInterval = .zero
+        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(),
+                              logger: Logger(label: "test.unreachable") { _ in CollectingLogHandler(log: lines) })
+        let task = Task { await bot.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, !lines.contains("signaling disconnected") { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(lines.contains("signaling disconnected"), "a clear log line when the room server cannot be reached: \(lines.all)")
+        let start = ContinuousClock.now
+        await bot.stop()
+        task.cancel()
+        #expect(ContinuousClock.now - start < .seconds(2), "stop() returns within 2 s even without a server")
+    }
+
     @Test func unwritableRecordDirectoryIsAClearError() throws {
         let file = NSTemporaryDirectory() + "peerd-file-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
@@ -148,4 +165,24 @@ import Signaling
         }
         #expect(help.contains("Examples:") && help.contains("peerd join ws://"))
     }
+}
+
+/// Log lines collected for assertions. Guarded by `lock`, which makes the `@unchecked Sendable` safe.
+final class CollectedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    func contains(_ text: String) -> Bool { lock.withLock { lines.contains { $0.contains(text) } } }
+    var all: [String] { lock.withLock { lines } }
+}
+
+struct CollectingLogHandler: LogHandler {
+    let log: CollectedLog
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { log.append("\(event.level) \(event.message)") }
 }
