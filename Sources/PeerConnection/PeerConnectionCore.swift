@@ -17,6 +17,15 @@ public struct PeerConnectionConfiguration: Sendable {
     public var ssrc: UInt32
     public var cname: String
     public var streamID: String
+    /// TURN servers: one UDP allocation per server and host socket of the same family gives a relay
+    /// candidate. A server that answers errors or nothing gives none (counted, see `turnFailures`).
+    public var turnServers: [TURNServerConfiguration] = []
+    /// `.relay` uses relayed candidates only (browsers' `iceTransportPolicy: "relay"`).
+    public var iceTransportPolicy: ICETransportPolicy = .all
+    /// Settings of the TURN clients.
+    public var turn = TURNConfiguration()
+    /// An allocation not made within this time is given up (counted), so that gathering completes.
+    public var turnAllocationTimeout: Duration = .seconds(5)
 
     public init(certificate: DTLSCertificate, ice: ICEAgentConfiguration = ICEAgentConfiguration(), stunServers: [TransportAddress] = [],
                 srtpProfiles: [SRTPProfile] = SRTPProfile.defaultPreference, sendsAudio: Bool = true, trickle: Bool = true,
@@ -85,6 +94,21 @@ public struct PeerConnectionCounters: Sendable, Equatable {
     public var malformedRTCP = 0
     /// First byte outside RFC 7983's ranges.
     public var droppedUnknownClass = 0
+    /// TURN allocations made (relay candidates gathered).
+    public var turnAllocations = 0
+    /// TURN allocations that failed (error answers, bad credentials, no answer): no relay candidate.
+    public var turnAllocationFailures = 0
+    /// Allocations lost after they were made (a refresh failed or the lifetime ran out).
+    public var turnAllocationsLost = 0
+    /// Allocation refreshes the servers confirmed.
+    public var turnRefreshes = 0
+    /// Datagrams sent through, and received from, TURN allocations (Send/Data indications or ChannelData).
+    public var relayedDatagramsSent = 0
+    public var relayedDatagramsReceived = 0
+    /// Of those received, how many came as ChannelData (the channel was bound).
+    public var relayedChannelDataReceived = 0
+    /// Datagrams for a relayed path that could not be sent (no permission, allocation gone, queue full).
+    public var relayDrops = 0
     public init() {}
 }
 
@@ -125,6 +149,13 @@ public final class PeerConnectionCore {
     private var transmits: [(bytes: [UInt8], from: TransportAddress, to: TransportAddress)] = []
     private var transmitHead = 0
     private var isClosed = false
+    /// TURN allocations, one per configured server and host base of the same family.
+    private var relays: [Relay] = []
+    /// The latest time any input carried (for calls without `now`, such as `sendRTP`).
+    private var lastNow = MonotonicTime.zero
+    private var gatheringCompleteEmitted = false
+    /// Why each failed TURN allocation failed, in order (for logs).
+    public private(set) var turnFailures: [(server: TransportAddress, error: TURNError)] = []
 
     public init(configuration: PeerConnectionConfiguration, localCredentials: ICECredentials = .random()) {
         self.configuration = configuration
@@ -143,6 +174,14 @@ public final class PeerConnectionCore {
                                       address: .ip(base.ip), port: base.port, type: .host,
                                       extensions: [.init(name: "generation", value: "0")])
             hostCandidates.append((candidate, base))
+            for server in configuration.turnServers where server.transport == .udp && server.address.ip.isIPv4 == base.ip.isIPv4 {
+                var turn = configuration.turn
+                if turn.randomSeed != nil { turn.randomSeed! &+= UInt64(relays.count) }
+                relays.append(Relay(client: TURNClient(server: server.address, username: server.username,
+                                                       password: server.credential, configuration: turn),
+                                    base: base, localPreference: preference))
+            }
+            guard configuration.iceTransportPolicy == .all else { continue }
             agent?.addLocalCandidate(candidate, base: base)
             emit(.localCandidate(candidate))
         }
@@ -151,12 +190,31 @@ public final class PeerConnectionCore {
     /// No more host candidates will come (STUN gathering may still be running in the agent).
     public func endOfLocalCandidates() {
         localCandidatesComplete = true
+        finishGatheringIfReady()
+    }
+
+    /// Once host candidates are complete and every TURN allocation was made or given up, the agent
+    /// learns that no more local candidates come (it reports gathering complete after its STUN requests).
+    private func finishGatheringIfReady() {
+        guard localCandidatesComplete, !relays.contains(where: { !$0.finished }) else { return }
         agent?.endOfLocalCandidates()
-        if agent == nil && configuration.stunServers.isEmpty { emit(.gatheringComplete) }
+        if agent == nil && stunServersInUse.isEmpty { emitGatheringComplete() }
+    }
+
+    private var stunServersInUse: [TransportAddress] {
+        configuration.iceTransportPolicy == .all ? configuration.stunServers : []
+    }
+
+    private func emitGatheringComplete() {
+        guard !gatheringCompleteEmitted else { return }
+        gatheringCompleteEmitted = true
+        emit(.gatheringComplete)
     }
 
     public var localCandidates: [Candidate] {
-        hostCandidates.map(\.candidate) + (agent?.localCandidates.filter { $0.type != .host } ?? [])
+        let hosts = configuration.iceTransportPolicy == .all ? hostCandidates.map(\.candidate) : []
+        let gathered = agent?.localCandidates.filter { $0.type != .host } ?? relays.compactMap(\.candidate)
+        return hosts + gathered
     }
 
     // MARK: Signaling
@@ -164,6 +222,7 @@ public final class PeerConnectionCore {
     /// Creates our offer (`have-local-offer`). With full SDP, call it after gathering completes.
     public func createOffer(now: MonotonicTime) throws(PeerConnectionError) -> SessionDescription {
         guard !isClosed else { throw .closed }
+        advance(now)
         guard signalingState == .stable else { throw .wrongSignalingState("createOffer in \(signalingState.rawValue)") }
         ensureAgent(role: .controlling, now: now)
         let offer = JSEP.makeOffer(localParameters())
@@ -198,6 +257,7 @@ public final class PeerConnectionCore {
     /// Applies the remote answer to our pending offer.
     public func setRemoteAnswer(_ answer: SessionDescription, now: MonotonicTime) throws(PeerConnectionError) {
         guard !isClosed else { throw .closed }
+        advance(now)
         guard signalingState == .haveLocalOffer, let offer = pendingLocalOffer else {
             throw .wrongSignalingState("answer in \(signalingState.rawValue)")
         }
@@ -216,6 +276,7 @@ public final class PeerConnectionCore {
     /// Answers a remote offer (first negotiation or renegotiation). Returns the answer to send.
     public func acceptOffer(_ offer: SessionDescription, now: MonotonicTime) throws(PeerConnectionError) -> SessionDescription {
         guard !isClosed else { throw .closed }
+        advance(now)
         guard signalingState == .stable else { throw .wrongSignalingState("offer in \(signalingState.rawValue)") }
         ensureAgent(role: .controlled, now: now)
         var negotiated: (answer: SessionDescription, audio: NegotiatedAudio, transport: RemoteTransport)
@@ -275,9 +336,14 @@ public final class PeerConnectionCore {
     private func ensureAgent(role: ICERole, now: MonotonicTime) {
         guard agent == nil else { return }
         var agent = ICEAgent(role: role, localCredentials: localCredentials, configuration: configuration.ice)
-        for server in configuration.stunServers { agent.addSTUNServer(server) }
-        for host in hostCandidates { agent.addLocalCandidate(host.candidate, base: host.base) }
-        if localCandidatesComplete { agent.endOfLocalCandidates() }
+        for server in stunServersInUse { agent.addSTUNServer(server) }
+        if configuration.iceTransportPolicy == .all {
+            for host in hostCandidates { agent.addLocalCandidate(host.candidate, base: host.base) }
+        }
+        for relay in relays {
+            if let candidate = relay.candidate, let relayed = relay.client.relayedAddress { agent.addLocalCandidate(candidate, base: relayed) }
+        }
+        if localCandidatesComplete && !relays.contains(where: { !$0.finished }) { agent.endOfLocalCandidates() }
         self.agent = agent
     }
 
@@ -303,12 +369,27 @@ public final class PeerConnectionCore {
     // MARK: Input
 
     /// One datagram from the socket set: demultiplexed here, by first byte (RFC 7983), in one place.
+    /// Datagrams from a TURN server are TURN's own (responses, Data indications, ChannelData): their
+    /// inner datagram comes back through this same demultiplexer as if from the peer, to the relayed address.
     public func handleDatagram(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime) {
-        guard !isClosed, let first = datagram.first else { return }
+        guard !isClosed, !datagram.isEmpty else { return }
         counters.datagramsReceived += 1
         counters.bytesReceived += datagram.count
+        advance(now)
+        demultiplex(datagram, from: source, to: local, now: now, relayed: false)
+        drainRelays(now: now)
+    }
+
+    private func demultiplex(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime, relayed: Bool) {
+        guard let first = datagram.first else { return }
+        let relayIndex = relayed ? nil : relays.firstIndex { $0.base == local && $0.client.server == source }
         switch PacketClass.classify(firstByte: first) {
         case .stun:
+            // A TURN server may be a STUN server too: Binding goes to the agent, other methods to TURN.
+            if let relayIndex, Self.stunMethod(datagram) != 0x001 {
+                receiveFromTURNServer(relayIndex, datagram, now: now)
+                return
+            }
             ensureAgentExists()
             _ = agent?.handleDatagram(datagram, from: source, to: local, now: now)
             drainAgent(now: now)
@@ -323,9 +404,28 @@ public final class PeerConnectionCore {
             drainDTLS(now: now)
         case .rtpOrRTCP:
             receiveMedia(datagram, from: source, now: now)
-        case .turnChannel, .unknown:
+        case .turnChannel:
+            guard let relayIndex else { counters.droppedUnknownClass += 1; return }
+            receiveFromTURNServer(relayIndex, datagram, now: now)
+        case .unknown:
             counters.droppedUnknownClass += 1
         }
+    }
+
+    /// The STUN method of a datagram that looks like STUN (RFC 8489 section 5: M bits around the class bits).
+    private static func stunMethod(_ datagram: [UInt8]) -> UInt16 {
+        guard datagram.count >= 2 else { return 0 }
+        let type = UInt16(datagram[0]) << 8 | UInt16(datagram[1])
+        return (type & 0x000F) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0F80)
+    }
+
+    private func receiveFromTURNServer(_ index: Int, _ datagram: [UInt8], now: MonotonicTime) {
+        let inner = relays[index].client.handleDatagram(datagram, now: now)
+        drainRelays(now: now)
+        guard let inner, let relayedAddress = relays[index].client.relayedAddress else { return }
+        counters.relayedDatagramsReceived += 1
+        if PacketClass.classify(firstByte: datagram[0]) == .turnChannel { counters.relayedChannelDataReceived += 1 }
+        demultiplex(inner.payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
     }
 
     private func receiveMedia(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) {
@@ -358,6 +458,15 @@ public final class PeerConnectionCore {
 
     public func handleTimeout(now: MonotonicTime) {
         guard !isClosed else { return }
+        advance(now)
+        for index in relays.indices {
+            if let deadline = relays[index].client.nextTimeout, deadline <= now { relays[index].client.handleTimeout(now: now) }
+            if !relays[index].finished, let startedAt = relays[index].startedAt, now >= startedAt + configuration.turnAllocationTimeout {
+                relays[index].client.close(now: now)
+                relayFailed(index, error: .timeout(.allocate))
+            }
+        }
+        drainRelays(now: now)
         if let deadline = agent?.nextTimeout, deadline <= now {
             agent?.handleTimeout(now: now)
         }
@@ -369,7 +478,14 @@ public final class PeerConnectionCore {
     }
 
     public var nextTimeout: MonotonicTime? {
-        [agent?.nextTimeout, dtls?.nextTimeout].compactMap { $0 }.min()
+        var times = [agent?.nextTimeout, dtls?.nextTimeout].compactMap { $0 }
+        for relay in relays {
+            // Allocations start at the first input with a time: ask for one at once.
+            if relay.startedAt == nil, !relay.finished { times.append(lastNow) }
+            if let next = relay.client.nextTimeout { times.append(next) }
+            if !relay.finished, let startedAt = relay.startedAt { times.append(startedAt + configuration.turnAllocationTimeout) }
+        }
+        return times.min()
     }
 
     // MARK: Output
@@ -418,10 +534,14 @@ public final class PeerConnectionCore {
     /// Sends DTLS close_notify (after the caller's RTCP BYE) and stops.
     public func close(now: MonotonicTime) {
         guard !isClosed else { return }
+        advance(now)
         if let dtls {
             dtls.close(now: now)
             drainDTLS(now: now)
         }
+        // Deallocate (Refresh with lifetime 0); the request goes out once, unretried.
+        for index in relays.indices { relays[index].client.close(now: now) }
+        drainRelays(now: now)
         agent?.close()
         isClosed = true
         signalingState = .closed
@@ -439,7 +559,16 @@ public final class PeerConnectionCore {
         return dtlsPeer
     }
 
+    /// Queues a datagram from a local base; from a relayed address it goes through that TURN allocation.
     private func queue(_ bytes: [UInt8], from: TransportAddress, to: TransportAddress) {
+        if !relays.isEmpty, let index = relays.firstIndex(where: { $0.relayedAddress == from }) {
+            sendRelayed(index, bytes, to: to)
+            return
+        }
+        queueDirect(bytes, from: from, to: to)
+    }
+
+    private func queueDirect(_ bytes: [UInt8], from: TransportAddress, to: TransportAddress) {
         counters.datagramsSent += 1
         counters.bytesSent += bytes.count
         transmits.append((bytes, from, to))
@@ -450,7 +579,7 @@ public final class PeerConnectionCore {
     private func drainAgent(now: MonotonicTime) {
         guard agent != nil else { return }
         while let transmit = agent?.pollTransmit() {
-            // Relay candidates are not gathered yet (no TURN allocation attached), so no relayed transmits occur.
+            // Transmits from a relayed base (`viaRelay`) are wrapped for their TURN allocation in `queue`.
             queue(transmit.bytes, from: transmit.source, to: transmit.destination)
         }
         while let event = agent?.pollEvent() {
@@ -458,7 +587,7 @@ public final class PeerConnectionCore {
             case .localCandidate(let candidate):
                 emit(.localCandidate(candidate))
             case .gatheringComplete:
-                emit(.gatheringComplete)
+                emitGatheringComplete()
             case .stateChanged(let state):
                 iceState = state
                 emit(.iceStateChanged(state))
@@ -504,6 +633,150 @@ public final class PeerConnectionCore {
                 isConnected = false
                 emit(.failed(.dtls(error)))
             }
+        }
+    }
+}
+
+// MARK: - TURN relays
+
+/// One TURN allocation of the connection: its sans-IO client, the host socket it talks from, and
+/// datagrams held until the permission for their peer is installed.
+struct Relay {
+    var client: TURNClient
+    /// The host socket (candidate base) the allocation was made from.
+    let base: TransportAddress
+    let localPreference: UInt16
+    var startedAt: MonotonicTime?
+    /// Allocated or given up: gathering no longer waits for it.
+    var finished = false
+    var candidate: Candidate?
+    /// Peers whose ChannelBind failed: Send indications only for them.
+    var noChannel: Set<TransportAddress> = []
+    var held: [(peer: TransportAddress, bytes: [UInt8])] = []
+
+    var relayedAddress: TransportAddress? { client.relayedAddress }
+
+    static let maximumHeld = 64
+}
+
+extension PeerConnectionCore {
+    /// One line per TURN allocation (server, base, state, relayed address, expiry), for logs.
+    public var relayDescriptions: [String] {
+        relays.map { relay in
+            let expiry = relay.client.expiresAt.map { "expires in \($0 - lastNow)" } ?? "no expiry"
+            return "\(relay.client.server) from \(relay.base): \(relay.client.state), relayed \(relay.relayedAddress.map { "\($0)" } ?? "-"), \(expiry)"
+        }
+    }
+
+    /// Records the latest time and starts allocations that wait for one.
+    private func advance(_ now: MonotonicTime) {
+        if now > lastNow { lastNow = now }
+        for index in relays.indices where relays[index].startedAt == nil && !relays[index].finished {
+            relays[index].startedAt = now
+            relays[index].client.start(now: now)
+        }
+        if !relays.isEmpty { drainRelays(now: now) }
+    }
+
+    /// Sends `bytes` to `peer` through allocation `index`: ChannelData once a channel is bound, a Send
+    /// indication while only the permission is, held back until one of them is installed.
+    private func sendRelayed(_ index: Int, _ bytes: [UInt8], to peer: TransportAddress) {
+        guard relays[index].client.state == .allocated else {
+            counters.relayDrops += 1
+            return
+        }
+        let now = lastNow
+        let hasChannel = relays[index].client.channel(for: peer) != nil
+        if !hasChannel, !relays[index].noChannel.contains(peer) {
+            do { try relays[index].client.bindChannel(peer: peer, now: now) } catch { relays[index].noChannel.insert(peer) }
+        }
+        if !hasChannel && !relays[index].client.hasPermission(for: peer.ip) {
+            relays[index].client.createPermission(for: peer.ip, now: now)
+            if relays[index].held.count < Relay.maximumHeld {
+                relays[index].held.append((peer, bytes))
+            } else {
+                counters.relayDrops += 1
+            }
+            drainRelays(now: now)
+            return
+        }
+        let wrapped = relays[index].client.wrap(payload: bytes, to: peer)
+        counters.relayedDatagramsSent += 1
+        queueDirect(wrapped, from: relays[index].base, to: relays[index].client.server)
+        drainRelays(now: now)
+    }
+
+    /// Sends what the TURN clients produced and handles their events.
+    private func drainRelays(now: MonotonicTime) {
+        for index in relays.indices {
+            while let datagram = relays[index].client.pollTransmit() {
+                queueDirect(datagram, from: relays[index].base, to: relays[index].client.server)
+            }
+            while let event = relays[index].client.pollEvent() {
+                handleRelayEvent(index, event, now: now)
+            }
+        }
+    }
+
+    private func handleRelayEvent(_ index: Int, _ event: TURNEvent, now: MonotonicTime) {
+        switch event {
+        case .allocated(let relayed, let mapped, _):
+            guard !relays[index].finished else { return }
+            relays[index].finished = true
+            counters.turnAllocations += 1
+            let base = relays[index].base
+            let server = relays[index].client.server
+            let candidate = Candidate(
+                foundation: "r" + String(CRC32.checksum(Array("\(server)|\(base.ip)".utf8)) % 1_000_000_000),
+                priority: Candidate.priority(type: .relay, localPreference: relays[index].localPreference),
+                address: .ip(relayed.ip), port: relayed.port, type: .relay,
+                relatedAddress: mapped.map { .ip($0.ip) }, relatedPort: mapped?.port,
+                extensions: [.init(name: "generation", value: "0")])
+            relays[index].candidate = candidate
+            agent?.addLocalCandidate(candidate, base: relayed)
+            emit(.localCandidate(candidate))
+            finishGatheringIfReady()
+        case .failed(let error):
+            relayFailed(index, error: error)
+        case .refreshed:
+            counters.turnRefreshes += 1
+        case .permissionCreated(let ip):
+            releaseHeld(index) { $0.ip == ip }
+        case .channelBound(_, let peer):
+            releaseHeld(index) { $0 == peer }
+        case .permissionFailed(let ip, _):
+            let before = relays[index].held.count
+            relays[index].held.removeAll { $0.peer.ip == ip }
+            counters.relayDrops += before - relays[index].held.count
+        case .channelBindFailed(let peer, _):
+            relays[index].noChannel.insert(peer)
+        case .closed:
+            break
+        }
+    }
+
+    /// An allocation failed or was given up: no relay candidate from it (or none any more).
+    private func relayFailed(_ index: Int, error: TURNError) {
+        turnFailures.append((relays[index].client.server, error))
+        counters.relayDrops += relays[index].held.count
+        relays[index].held.removeAll()
+        if relays[index].finished {
+            if relays[index].candidate != nil { counters.turnAllocationsLost += 1 }
+            return
+        }
+        relays[index].finished = true
+        counters.turnAllocationFailures += 1
+        finishGatheringIfReady()
+    }
+
+    private func releaseHeld(_ index: Int, where matches: (TransportAddress) -> Bool) {
+        let ready = relays[index].held.filter { matches($0.peer) }
+        guard !ready.isEmpty else { return }
+        relays[index].held.removeAll { matches($0.peer) }
+        for item in ready {
+            let wrapped = relays[index].client.wrap(payload: item.bytes, to: item.peer)
+            counters.relayedDatagramsSent += 1
+            queueDirect(wrapped, from: relays[index].base, to: relays[index].client.server)
         }
     }
 }

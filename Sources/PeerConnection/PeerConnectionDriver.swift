@@ -31,19 +31,39 @@ public final class PeerConnectionDriver: @unchecked Sendable {
                              sockets socketConfiguration: UDPSocketSet.Configuration = .init(),
                              eventLoop: any EventLoop,
                              onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void) async throws -> PeerConnectionDriver {
-        let core = PeerConnectionCore(configuration: configuration)
-        let driver = PeerConnectionDriver(core: core, eventLoop: eventLoop)
         let addresses = NetworkInterfaces.addresses().filter { interfaces.admits($0) }.map(\.address)
         let unique = addresses.reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
-        let sockets = try await UDPSocketSet.bind(
-            addresses: unique, configuration: socketConfiguration, eventLoop: eventLoop,
-            onReceive: { [driver] datagram in driver.receive(datagram) },
-            onReadComplete: { [driver] in driver.flush() })
+        return try await start(configuration: configuration, eventLoop: eventLoop, onEvent: onEvent) { onReceive, onReadComplete in
+            try await UDPSocketSet.bind(addresses: unique, configuration: socketConfiguration, eventLoop: eventLoop,
+                                        onReceive: onReceive, onReadComplete: onReadComplete)
+        }
+    }
+
+    /// The same on sockets the caller already bound (for example inside a network namespace); the
+    /// driver owns them from now on. Their addresses become the host candidates.
+    public static func start(configuration: PeerConnectionConfiguration, boundSockets: [CInt],
+                             sockets socketConfiguration: UDPSocketSet.Configuration = .init(),
+                             eventLoop: any EventLoop,
+                             onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void) async throws -> PeerConnectionDriver {
+        try await start(configuration: configuration, eventLoop: eventLoop, onEvent: onEvent) { onReceive, onReadComplete in
+            try await UDPSocketSet.adopt(boundSockets: boundSockets, configuration: socketConfiguration, eventLoop: eventLoop,
+                                         onReceive: onReceive, onReadComplete: onReadComplete)
+        }
+    }
+
+    private static func start(
+        configuration: PeerConnectionConfiguration, eventLoop: any EventLoop,
+        onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void,
+        makeSockets: (_ onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                      _ onReadComplete: @escaping @Sendable () -> Void) async throws -> UDPSocketSet
+    ) async throws -> PeerConnectionDriver {
+        let driver = PeerConnectionDriver(core: PeerConnectionCore(configuration: configuration), eventLoop: eventLoop)
+        let sockets = try await makeSockets({ [driver] datagram in driver.receive(datagram) }, { [driver] in driver.flush() })
         try await eventLoop.submit {
             driver.sockets = sockets
             driver.eventHandler = onEvent
-            core.addHostCandidates(sockets.localAddresses)
-            core.endOfLocalCandidates()
+            driver.core.addHostCandidates(sockets.localAddresses)
+            driver.core.endOfLocalCandidates()
             driver.pump()
         }.get()
         return driver

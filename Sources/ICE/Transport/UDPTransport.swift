@@ -80,9 +80,38 @@ public final class UDPSocketSet: Sendable {
         return UDPSocketSet(eventLoop: eventLoop, sockets: sockets)
     }
 
-    private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
-                                onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
-                                onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
+    /// Adopts sockets that are already bound (for example created inside another network namespace,
+    /// or handed over by a supervisor), on `eventLoop`, with the same callbacks as `bind`. The set
+    /// owns the descriptors from now on and closes them in `close()`.
+    public static func adopt(
+        boundSockets descriptors: [CInt],
+        configuration: Configuration = .init(),
+        eventLoop: any EventLoop,
+        onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+        onReadComplete: @escaping @Sendable () -> Void = {}
+    ) async throws -> UDPSocketSet {
+        guard !descriptors.isEmpty else { throw UDPTransportError.noUsableAddress }
+        var sockets: [TransportAddress: any Channel] = [:]
+        do {
+            for descriptor in descriptors {
+                let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, onReceive: onReceive, onReadComplete: onReadComplete)
+                let channel = try await bootstrap.withBoundSocket(descriptor).get()
+                guard let local = channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) else {
+                    try? await channel.close()
+                    throw UDPTransportError.bindFailed(address: "fd \(descriptor)", reason: "not a bound IP socket")
+                }
+                sockets[local] = channel
+            }
+        } catch {
+            for channel in sockets.values { try? await channel.close() }
+            throw error
+        }
+        return UDPSocketSet(eventLoop: eventLoop, sockets: sockets)
+    }
+
+    private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop,
+                                      onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                                      onReadComplete: @escaping @Sendable () -> Void) -> DatagramBootstrap {
         var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -100,6 +129,13 @@ public final class UDPSocketSet: Sendable {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
                 .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }
+        return bootstrap
+    }
+
+    private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
+                                onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                                onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
+        let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, onReceive: onReceive, onReadComplete: onReadComplete)
         let ports: [UInt16] = configuration.portRange.map { Array($0) } ?? [0]
         var lastError: (any Error)?
         for port in ports {
