@@ -76,6 +76,15 @@ public struct RecordingTimeline: Sendable {
     // Least-squares sums of y (seconds since segmentStart) over x (ticks since firstTimestamp).
     private var n = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
     private var lastArrival = MonotonicTime.zero
+    /// `configuration.jumpThreshold` in seconds (Duration arithmetic is 128-bit: kept off the per-packet path).
+    private let jumpThresholdSeconds: Double
+    private let rateEstimationSpanSeconds: Double
+
+    /// Seconds from `from` to `to`, in plain 64-bit nanosecond arithmetic.
+    @inline(__always)
+    private static func seconds(from: MonotonicTime, to: MonotonicTime) -> Double {
+        Double(to.nanoseconds &- from.nanoseconds) / 1e9
+    }
 
     /// `initialPosition` is where writing starts (e.g. −pre-skip for Ogg Opus, so that decoded
     /// output position 0 is the origin).
@@ -83,6 +92,8 @@ public struct RecordingTimeline: Sendable {
         self.configuration = configuration
         self.origin = configuration.origin
         self.position = initialPosition
+        jumpThresholdSeconds = configuration.jumpThreshold.seconds
+        rateEstimationSpanSeconds = configuration.rateEstimationSpan.seconds
     }
 
     /// Estimated sender clock rate in ticks per second of receiver time (48000 nominal).
@@ -96,7 +107,7 @@ public struct RecordingTimeline: Sendable {
         guard n >= 1 else { return (0, nominal) }
         let spanTicks = sx / n
         let denominator = n * sxx - sx * sx
-        if n >= 3, denominator > 0, spanTicks * 2 / 48_000 >= configuration.rateEstimationSpan.seconds {
+        if n >= 3, denominator > 0, spanTicks * 2 / 48_000 >= rateEstimationSpanSeconds {
             var b = (n * sxy - sx * sy) / denominator
             let limit = configuration.maxRateDeviation
             b = min(max(b, nominal / (1 + limit)), nominal / (1 - limit))
@@ -137,9 +148,9 @@ public struct RecordingTimeline: Sendable {
         } else {
             let extended = timestamps.peek(timestamp)
             let x = Double(extended - firstTimestamp)
-            let y = Double((arrival - segmentStart).nanosecondsClamped) / 1e9
+            let y = Self.seconds(from: segmentStart, to: arrival)
             let predicted = modelled(ticks: x)
-            if extended < firstTimestamp || abs(y - predicted) > configuration.jumpThreshold.seconds {
+            if extended < firstTimestamp || abs(y - predicted) > jumpThresholdSeconds {
                 startSegment(ssrc: ssrc, sequenceNumber: sequenceNumber, timestamp: timestamp, arrival: arrival)
                 newSegment = true
             } else {
@@ -151,9 +162,9 @@ public struct RecordingTimeline: Sendable {
         }
         lastArrival = max(lastArrival, arrival)
         let x = Double(timestamps.peek(timestamp) - firstTimestamp)
-        let y = Double((arrival - segmentStart).nanosecondsClamped) / 1e9
+        let y = Self.seconds(from: segmentStart, to: arrival)
         n += 1; sx += x; sy += y; sxx += x * x; sxy += x * y
-        let base = Double(((segmentStart - (origin ?? segmentStart)).nanosecondsClamped)) / 1e9
+        let base = Self.seconds(from: origin ?? segmentStart, to: segmentStart)
         let target = Int64(((base + modelled(ticks: x)) * 48_000).rounded())
         let error = target - position
         let tolerance = frame * 3 / 4

@@ -243,3 +243,40 @@ struct RecordingTests {
         #expect(abs(frequency - 440) < 3)
     }
 }
+
+@Suite("Recording wallclock start")
+struct RecordingWallclockTests {
+    @Test("a file knows its wallclock start: from the first packet (receiver) and from sender reports (sender's clock)")
+    func wallclockStart() throws {
+        let origin = MonotonicTime(nanoseconds: 10_000_000_000)
+        // Aligned mode: the room started at `origin`; this participant's first packet arrives 2 s later.
+        let recorder = try OggOpusRecorder(output: OggMemoryOutput(), serialNumber: 3,
+                                           timeline: RecordingTimelineConfiguration(origin: origin))
+        let receiverUnix = 1_800_000_000.0  // receiver wallclock at the first packet's arrival
+        let firstArrival = origin + .seconds(2)
+        let firstTimestamp: UInt32 = 4_000_000_000  // wraps during the call
+        for k in 0..<150 {
+            let arrival = firstArrival + .milliseconds(20 * k)
+            try recorder.receive(ssrc: 77, sequenceNumber: SequenceNumber(UInt16(truncatingIfNeeded: 65_500 + k)),
+                                 timestamp: RTPTimestamp(firstTimestamp &+ UInt32(k * 960)),
+                                 payload: RecordingSimulation.toneFrames[k % 50], arrival: arrival,
+                                 wallclock: NTPTime(unixSeconds: receiverUnix + Double(20 * k) / 1000))
+        }
+        // Position 0 is the room start, 2 s before the first packet.
+        let start = try #require(recorder.startWallclock)
+        #expect(abs(start.unixSeconds - (receiverUnix - 2)) < 0.001, "\(start.unixSeconds)")
+        #expect(recorder.senderStartWallclock == nil)
+        // The sender's clock is 3.5 s ahead of ours: its report at RTP time first + 1 s says so.
+        let senderUnixAtFirst = receiverUnix + 3.5
+        let report = RTCPSenderReport(ssrc: 77, ntpTime: NTPTime(unixSeconds: senderUnixAtFirst + 1),
+                                      rtpTimestamp: RTPTimestamp(firstTimestamp &+ 48_000), packetCount: 50, octetCount: 4000)
+        recorder.receiveSenderReport(report)
+        let senderStart = try #require(recorder.senderStartWallclock)
+        // Sender time at position 0 = its time at the first packet − 2 s (within a frame of modelling).
+        #expect(abs(senderStart.unixSeconds - (senderUnixAtFirst - 2)) < 0.021, "\(senderStart.unixSeconds)")
+        // Reports from another SSRC are ignored.
+        recorder.receiveSenderReport(RTCPSenderReport(ssrc: 78, ntpTime: NTPTime(unixSeconds: 1), rtpTimestamp: 0,
+                                                      packetCount: 0, octetCount: 0))
+        #expect(recorder.senderStartWallclock == senderStart)
+    }
+}
