@@ -236,7 +236,45 @@ import Testing
         let secondSession = afterRejoin.first { $0.id == id1 && $0.phase == "connected" }?.recording
         #expect(secondSession != nil && secondSession != firstSession, "the rejoined session is recorded to a new file (\(secondSession ?? "none")), the first (\(firstSession ?? "none")) is kept")
 
-        // 4. The room server restarts mid-call: everyone reconnects and rejoins, connections come back, audio flows again.
+        // 4. chr2 starts over on a fresh RTCPeerConnection (new ICE credentials and certificate) without
+        //    leaving: peerd answers it and ends with one working connection with chr2.
+        let chr2FileBefore = await bot.summaries().first { $0.id == id2 && $0.phase == "connected" }?.recording
+        await room.command("chr2", "reoffer", to: Interop.peerdID)
+        let reoffered = await Interop.waitUntil("chr2's fresh connection carries audio both ways", timeout: .seconds(30)) {
+            let reports = await room.reports()
+            guard reports["chr2"]?.connected(to: Interop.peerdID) == true, await Self.audioFlows(room: room, bot: bot, pages: pages) else { return false }
+            return await Self.peerdIsReceiving(bot: bot, ids: [id1, id2])
+        }
+        #expect(fail(reoffered), "after chr2 offered again on a fresh connection, peerd and chr2 hear each other again")
+        let chr2AfterReoffer = await bot.summaries().filter { $0.id == id2 && $0.phase == "connected" }
+        #expect(chr2AfterReoffer.count == 1, "one working connection with chr2 after its fresh offer")
+        // peerd answers the new offer on the participant's existing connection (new ICE credentials and DTLS):
+        // the recording goes on in the same file.
+        #expect(chr2FileBefore != nil && chr2AfterReoffer.first?.recording == chr2FileBefore, "chr2's recording continues in \(chr2FileBefore ?? "none")")
+
+        // 5. Bad input from a participant in the call: chr2 sends broken SDP, an offer without DTLS-SRTP, one
+        //    with no codec in common, a flood of broken offers and garbage candidates. peerd refuses each
+        //    with a log line and keeps both connections.
+        let logBefore = capture.all().count
+        await room.command("chr2", "garbage", to: Interop.peerdID)
+        let refusals = { capture.all().dropFirst(logBefore).filter { $0.contains("refused the offer of \(id2)") } }
+        let floodCut = { capture.all().dropFirst(logBefore).contains { $0.contains("\(id2) sends too many offers") } }
+        // 23 offers: each is refused with a reason, or, past the flood limit, dropped (one line says so).
+        let refused = await Interop.waitUntil("peerd refused chr2's hostile offers", timeout: .seconds(15)) {
+            refusals().count >= 23 || (refusals().count >= 3 && floodCut())
+        }
+        #expect(fail(refused), "peerd refused each hostile offer or cut the flood (\(refusals().count) refused, flood cut: \(floodCut()))")
+        for reason in ["malformedLine", "missingFingerprint", "noCommonCodec"] {
+            #expect(refusals().contains { $0.contains(reason) }, "the refusal says why: \(reason)")
+        }
+        let unharmed = await Interop.waitUntil("audio still flows both ways after the hostile offers", timeout: .seconds(10)) {
+            guard await Self.audioFlows(room: room, bot: bot, pages: pages) else { return false }
+            return await Self.peerdIsReceiving(bot: bot, ids: [id1, id2])
+        }
+        #expect(fail(unharmed), "hostile offers from chr2 disturb neither chr2's nor chr1's connection")
+        #expect(await bot.summaries().filter { $0.id == id2 && $0.phase == "connected" }.count == 1, "still one working connection with chr2")
+
+        // 6. The room server restarts mid-call: everyone reconnects and rejoins, connections come back, audio flows again.
         let packetsBefore = Dictionary(await bot.summaries().map { ($0.id, $0.packetsReceived) }, uniquingKeysWith: max)
         try await room.restartServer()
         print("[interop] room server restarted on port \(room.port)")
@@ -254,7 +292,7 @@ import Testing
         }
         print("[interop] packets from the pages before the restart: \(packetsBefore.filter { [id1, id2].contains($0.key) })")
 
-        // 5. chr2's tab dies (browser killed, no leave): the room server sees the socket close, peerd closes
+        // 7. chr2's tab dies (browser killed, no leave): the room server sees the socket close, peerd closes
         //    and finalizes chr2's file; chr1 keeps its connection.
         chr2.kill()
         let dropped = await Interop.waitUntil("peerd closed the dead tab's connection", timeout: .seconds(30)) {
@@ -267,7 +305,7 @@ import Testing
         let chr1Still = await Self.peerdIsReceiving(bot: bot, ids: [id1])
         #expect(fail(chr1Still), "chr1's connection is unaffected by chr2's death")
 
-        // 6. peerd stops; the table and both directions for each page.
+        // 8. peerd stops; the table and both directions for each page.
         let finalReports = await room.reports()
         await bot.stop()
         botTask.cancel()

@@ -191,15 +191,16 @@ actor InteropRoom {
         return result
     }
 
-    /// Tells a page (opened with control=1) to act as a person would: leave, join, mute, unmute.
-    func command(_ page: String, _ action: String) async {
+    /// Tells a page (opened with control=1) to act: leave, join, mute, unmute (as a person would), or
+    /// reoffer / garbage towards participant `target` (a fresh connection; hostile signals).
+    func command(_ page: String, _ action: String, to target: String? = nil) async {
         let seq = (commandSeq[page] ?? 0) + 1
         commandSeq[page] = seq
         guard let url = URL(string: "http://127.0.0.1:\(port)/report/cmd-\(page)") else { return }
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "content-type")
-        request.httpBody = Data("{\"seq\":\(seq),\"action\":\"\(action)\"}".utf8)
+        request.httpBody = Data("{\"seq\":\(seq),\"action\":\"\(action)\"\(target.map { ",\"to\":\"\($0)\"" } ?? "")}".utf8)
         _ = try? await session.data(for: request)
         print("[interop] told \(page) to \(action)")
     }

@@ -348,6 +348,33 @@
     }
   }
 
+  // --- test commands -------------------------------------------------------------------------
+
+  // Starts over with `to` on a fresh RTCPeerConnection (new ICE credentials and DTLS certificate), as a
+  // browser whose connection broke does, without leaving the room.
+  function reoffer(to) {
+    if (!peers.has(to)) return;
+    closePeer(to);
+    const peer = makePeer(to);
+    offer(to, peer).catch((e) => log('offer failed', to, String(e)));
+  }
+
+  // Hostile signals to `to`: broken SDP, an offer without DTLS-SRTP, one with no codec in common, a
+  // small flood of broken offers and garbage candidates. The receiver must refuse them and keep going.
+  function sendGarbage(to) {
+    const peer = peers.get(to);
+    const sdp = peer && peer.pc.localDescription ? peer.pc.localDescription.sdp : '';
+    sendSignal(to, { type: 'offer', sdp: 'v=0\r\nthis is not SDP\r\n' });
+    if (sdp) {
+      sendSignal(to, { type: 'offer', sdp: sdp.replace(/^a=fingerprint:.*\r\n/gm, '') });
+      const noCodec = sdp.replace(/^(m=audio \d+ \S+) [^\r\n]*/m, '$1 96').replace(/^a=(rtpmap|fmtp|rtcp-fb):.*\r\n/gm, '') + 'a=rtpmap:96 x-unknown/8000\r\n';
+      sendSignal(to, { type: 'offer', sdp: noCodec });
+    }
+    for (let i = 0; i < 20; i++) sendSignal(to, { type: 'offer', sdp: 'v=0\r\no=- ' + i + ' 0 IN IP4 0.0.0.0\r\nm=audio 9 RTP/SAVPF 0\r\n' });
+    for (let i = 0; i < 5; i++) sendSignal(to, { type: 'candidate', candidate: { candidate: 'candidate:garbage ' + i, sdpMLineIndex: 0, sdpMid: '0' } });
+    status.garbageSent = (status.garbageSent || 0) + 1;
+  }
+
   // --- view ----------------------------------------------------------------------------------
 
   function showRoom() {
@@ -419,6 +446,8 @@
           else if (cmd.action === 'join') join();
           else if (cmd.action === 'mute' && micOn) toggleMute();
           else if (cmd.action === 'unmute' && !micOn) toggleMute();
+          else if (cmd.action === 'reoffer') reoffer(cmd.to);
+          else if (cmd.action === 'garbage') sendGarbage(cmd.to);
         } catch {}
       }, 500);
     }
