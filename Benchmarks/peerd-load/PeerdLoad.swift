@@ -140,6 +140,7 @@ struct PeerdLoad {
         case "sweep":
             let plan = steps ?? (format == "ogg" ? [500, 1000, 2000, 3000, 4000, 5000, 6000] : [100, 200, 300, 400, 600, 800])
             var best: StepResult?
+            var bestAnyRate: StepResult?
             for n in plan {
                 let elapsed = (MonotonicTime.now() - start).seconds
                 let estimate = options.warmup + options.window + 10 + Double(n) * 0.006
@@ -148,12 +149,19 @@ struct PeerdLoad {
                     break
                 }
                 let result = try await step(n, "peerd", format)
-                if result.lossless { best = result } else { break }
+                // Loss or failed connections end the sweep; a sender that fell behind (rate < 98 %)
+                // does not, but such a step does not count as carrying the full 50 packets/s.
+                guard result.lostPackets == 0, result.connected == result.streams else { break }
+                bestAnyRate = result
+                if result.lossless { best = result }
             }
             if let best {
-                say("largest N without loss on one receiving event loop (one core): \(best.streams) (\(formatted(best.loopMicrosPerPacket, 2)) µs/packet, \(formatted(best.rssPerConnectionKiB, 1)) KiB/connection)")
+                say("largest N without loss at the full 50 packets/s on one receiving event loop (one core): \(best.streams) (\(formatted(best.loopMicrosPerPacket, 2)) µs/packet, \(formatted(best.rssPerConnectionKiB, 1)) KiB/connection)")
             } else {
-                say("no step was lossless")
+                say("no step was lossless at the full rate")
+            }
+            if let bestAnyRate, bestAnyRate.streams != best?.streams {
+                say("largest N without loss with the senders behind (\(formatted(bestAnyRate.senderRateFraction * 100, 1)) % of 50 packets/s): \(bestAnyRate.streams)")
             }
         case "run":
             _ = try await step(streams, receiver, format)
