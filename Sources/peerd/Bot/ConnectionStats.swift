@@ -86,6 +86,11 @@ struct ConnectionStats: Codable, Sendable, Equatable {
     var iceRestarts: Int
     var mdnsCandidatesResolved: Int
     var mdnsCandidatesDropped: Int
+    /// Datagrams dropped by the connection: from addresses ICE did not validate, failing SRTP
+    /// authentication, or arriving before the keys.
+    var droppedUnknownSource: Int
+    var srtpFailures: Int
+    var droppedBeforeKeys: Int
     var candidatePair: CandidatePairStats?
     var inboundRtp: InboundRTPStats?
     var outboundRtp: OutboundRTPStats?
@@ -161,6 +166,8 @@ extension RemotePeer {
             connectionState: phase.rawValue, iceConnectionState: core.map { $0.iceState.rawValue } ?? "new",
             dtlsConnected: core?.isConnected ?? false, srtpProfile: core?.srtpProfile.map { "\($0)" },
             iceRestarts: core?.iceRestarts ?? 0, mdnsCandidatesResolved: mdnsResolved, mdnsCandidatesDropped: mdnsDropped,
+            droppedUnknownSource: core?.counters.droppedUnknownSource ?? 0, srtpFailures: core?.counters.srtpFailures ?? 0,
+            droppedBeforeKeys: core?.counters.droppedBeforeKeys ?? 0,
             candidatePair: pair, inboundRtp: inbound, outboundRtp: outbound, remoteInboundRtp: remoteInbound)
     }
 }
