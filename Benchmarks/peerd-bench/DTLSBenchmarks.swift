@@ -24,10 +24,45 @@ enum DTLSBenchmarks {
         return (connected == 2, datagrams)
     }
 
+    static let memoryName = "dtls/endpoint: heap per endpoint"
+
+    /// Heap per idle endpoint (glibc heap delta / count), with one certificate for all (one
+    /// shared SSL_CTX) and with a certificate each (an SSL_CTX each, as before the cache).
+    static func memory(_ bench: Bench, remote: CertificateFingerprint) {
+        let count = 500
+        let shared = try! DTLSCertificate.generate()
+        let own = (0..<count).map { _ in try! DTLSCertificate.generate() }
+        for (label, certificates) in [("one certificate, shared SSL_CTX", [DTLSCertificate](repeating: shared, count: count)),
+                                      ("a certificate and SSL_CTX each", own)] {
+            let before = heapBytesInUse()
+            let endpoints = certificates.map { try! DTLSEndpoint(role: .server, certificate: $0, remoteFingerprints: [remote]) }
+            let after = heapBytesInUse()
+            bench.report(memoryName + " (\(label))", "\((after - before) / count / 1024) KiB", note: "\(count) endpoints, idle")
+            blackHole(endpoints)
+        }
+        // Connected: pairs that finished the handshake (what a live connection keeps).
+        let peer = try! DTLSCertificate.generate()
+        let pairs = count / 2
+        let before = heapBytesInUse()
+        var connected: [(DTLSEndpoint, DTLSEndpoint)] = []
+        for _ in 0..<pairs {
+            let client = try! DTLSEndpoint(role: .client, certificate: shared, remoteFingerprints: [peer.fingerprint])
+            let server = try! DTLSEndpoint(role: .server, certificate: peer, remoteFingerprints: [shared.fingerprint])
+            server.start(now: .now())
+            client.start(now: .now())
+            precondition(shuttle(client, server).connected, "DTLS handshake did not complete")
+            connected.append((client, server))
+        }
+        let after = heapBytesInUse()
+        bench.report(memoryName + " (connected, shared SSL_CTX)", "\((after - before) / (2 * pairs) / 1024) KiB",
+                     note: "\(pairs) connected pairs")
+        blackHole(connected)
+    }
+
     static func run(_ bench: inout Bench) {
         let names = ["dtls/certificate: generate (ECDSA P-256, self-signed)", "dtls/handshake: endpoints + handshake",
                      "dtls/handshake: handshake only", "dtls/endpoint: create", "dtls/endpoint: create, first with its certificate",
-                     LoopbackHandshake.bothName, LoopbackHandshake.serverName]
+                     LoopbackHandshake.bothName, LoopbackHandshake.serverName, memoryName]
         guard bench.enabled(any: names) else { return }
         bench.sampleWhole(names[0], runs: 200) { blackHole(try! DTLSCertificate.generate()) }
         let clientCertificate = try! DTLSCertificate.generate()
@@ -72,6 +107,7 @@ enum DTLSBenchmarks {
             return elapsedNanoseconds(since: start)
         }
         LoopbackHandshake.run(&bench, clientCertificate: clientCertificate, serverCertificate: serverCertificate)
+        if bench.enabled(memoryName) { memory(bench, remote: serverCertificate.fingerprint) }
     }
 }
 

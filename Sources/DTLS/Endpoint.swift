@@ -121,7 +121,6 @@ public final class DTLSEndpoint: @unchecked Sendable {
     private let verification: PeerVerification
     private var events: [DTLSEvent] = []
     private var handshakeDeadline: MonotonicTime?
-    private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
 
     /// Cipher suites offered: ECDHE with ECDSA (our certificates) or RSA (some peers), AEAD first.
     public static let cipherList = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"
@@ -371,9 +370,14 @@ public final class DTLSEndpoint: @unchecked Sendable {
     private func readApplicationData() {
         while state == .connected {
             ERR_clear_error()
-            let count = readBuffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            // A record's plaintext is at most 16 KiB; the buffer lives on the stack only while
+            // reading (a per-endpoint buffer cost 16 KiB for every connection).
+            let (count, data) = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16 * 1024) { buffer -> (Int32, [UInt8]) in
+                let count = SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
+                return (count, count > 0 ? Array(buffer[0..<Int(count)]) : [])
+            }
             if count > 0 {
-                events.append(.applicationData(Array(readBuffer[0..<Int(count)])))
+                events.append(.applicationData(data))
                 continue
             }
             let code = SSL_get_error(ssl, count)
