@@ -109,7 +109,8 @@ import Testing
     // MARK: Three Chromium pages
 
     /// peerd and three Chromium pages in a full mesh: every page offers to everyone it sees, peerd
-    /// offers at once too (offer delay 0), so offers cross (glare) between pages and with peerd.
+    /// offers at once too (offer delay 0), so offers cross (glare) between pages and with peerd. Two
+    /// pages trickle, the third sends full SDP.
     @Test func threeChromiumsMeshWithGlare() async throws {
         _ = try BrowserPage.require(.chromium)
         let started = ContinuousClock.now
@@ -122,7 +123,8 @@ import Testing
         var pages: [BrowserPage] = []
         for (index, tone) in [660.0, 880.0, 1100.0].enumerated() {
             let name = "chr\(index + 1)"
-            pages.append(try BrowserPage.chromium(name: name, toneHz: tone, url: room.pageURL(name: name)))
+            // chr3 sends full SDP (no trickle), the others trickle.
+            pages.append(try BrowserPage.chromium(name: name, toneHz: tone, url: room.pageURL(name: name, trickle: index != 2)))
         }
         var failed = false
         defer { for page in pages { page.stop(printLogTail: failed) } }
@@ -144,7 +146,7 @@ import Testing
         }
         await bot.stop()
         botTask.cancel()
-        Self.checkBothDirections(case: "three Chromium pages + peerd (mesh, glare)", pages: pages, reports: reports,
+        Self.checkBothDirections(case: "three Chromium pages + peerd (mesh, glare; chr3 full SDP)", pages: pages, reports: reports,
                                  summaries: await bot.summaries(), mesh: true)
         failed = !flowing
         await room.shutdown()
@@ -252,9 +254,28 @@ import Testing
         // the recording goes on in the same file.
         #expect(chr2FileBefore != nil && chr2AfterReoffer.first?.recording == chr2FileBefore, "chr2's recording continues in \(chr2FileBefore ?? "none")")
 
-        // 5. Bad input from a participant in the call: chr2 sends broken SDP, an offer without DTLS-SRTP, one
+        // 5. The room server restarts mid-call: everyone reconnects and rejoins, connections come back, audio flows again.
+        let packetsBefore = Dictionary(await bot.summaries().map { ($0.id, $0.packetsReceived) }, uniquingKeysWith: max)
+        try await room.restartServer(downFor: .seconds(3))
+        print("[interop] room server was down for 3 s (reconnects refused), restarted on port \(room.port)")
+        let restored = await Interop.waitUntil("connections restored after the room server restart", timeout: .seconds(60)) {
+            guard await Self.audioFlows(room: room, bot: bot, pages: pages) else { return false }
+            let reports = await room.reports()
+            // The pages' reports are fresh (the new server started empty) and they hear peerd again.
+            guard pages.allSatisfy({ reports[$0.name]?.joined == true }) else { return false }
+            return await Self.peerdIsReceiving(bot: bot, ids: [id1, id2])
+        }
+        #expect(fail(restored), "after the room server restarted, peerd and both pages hear each other again")
+        let afterRestart = await bot.summaries()
+        for id in [id1, id2] {
+            #expect(afterRestart.filter { $0.id == id && $0.phase == "connected" }.count == 1, "one working connection with \(id) after the restart")
+        }
+        print("[interop] packets from the pages before the restart: \(packetsBefore.filter { [id1, id2].contains($0.key) })")
+
+        // 6. Bad input from a participant in the call: chr2 sends broken SDP, an offer without DTLS-SRTP, one
         //    with no codec in common, a flood of broken offers and garbage candidates. peerd refuses each
-        //    with a log line and keeps both connections.
+        //    with a log line and keeps both connections. (Done late in the session: peerd then drops chr2's
+        //    offers for the rest of its 10 s flood window, even a legitimate one.)
         let logBefore = capture.all().count
         await room.command("chr2", "garbage", to: Interop.peerdID)
         let refusals = { capture.all().dropFirst(logBefore).filter { $0.contains("refused the offer of \(id2)") } }
@@ -273,24 +294,6 @@ import Testing
         }
         #expect(fail(unharmed), "hostile offers from chr2 disturb neither chr2's nor chr1's connection")
         #expect(await bot.summaries().filter { $0.id == id2 && $0.phase == "connected" }.count == 1, "still one working connection with chr2")
-
-        // 6. The room server restarts mid-call: everyone reconnects and rejoins, connections come back, audio flows again.
-        let packetsBefore = Dictionary(await bot.summaries().map { ($0.id, $0.packetsReceived) }, uniquingKeysWith: max)
-        try await room.restartServer()
-        print("[interop] room server restarted on port \(room.port)")
-        let restored = await Interop.waitUntil("connections restored after the room server restart", timeout: .seconds(60)) {
-            guard await Self.audioFlows(room: room, bot: bot, pages: pages) else { return false }
-            let reports = await room.reports()
-            // The pages' reports are fresh (the new server started empty) and they hear peerd again.
-            guard pages.allSatisfy({ reports[$0.name]?.joined == true }) else { return false }
-            return await Self.peerdIsReceiving(bot: bot, ids: [id1, id2])
-        }
-        #expect(fail(restored), "after the room server restarted, peerd and both pages hear each other again")
-        let afterRestart = await bot.summaries()
-        for id in [id1, id2] {
-            #expect(afterRestart.filter { $0.id == id && $0.phase == "connected" }.count == 1, "one working connection with \(id) after the restart")
-        }
-        print("[interop] packets from the pages before the restart: \(packetsBefore.filter { [id1, id2].contains($0.key) })")
 
         // 7. chr2's tab dies (browser killed, no leave): the room server sees the socket close, peerd closes
         //    and finalizes chr2's file; chr1 keeps its connection.
@@ -312,15 +315,18 @@ import Testing
         let summaries = await bot.summaries()
         Self.checkBothDirections(case: "two Chromium pages + peerd through mute, leave/rejoin, server restart, dead tab",
                                  pages: pages, reports: finalReports, summaries: summaries)
-        // Every connection is its own file: chr1 has one before leaving, one after rejoining and one after the
-        // room server restart (peerd closes connections with participants missing from the room when it
-        // rejoins, and connects afresh when they come back); chr2 one before and one after the restart.
+        // A participant who leaves and rejoins gets a new file (<id>-2.ogg); the first is kept. After the room
+        // server restart it depends on who rejoins first: if peerd does, the room looks empty, it closes
+        // (and finalizes) every connection and records the pages' new connections to new files; if the
+        // pages do, peerd answers their fresh offers on the existing connections and the files continue.
         let recorded = Self.recordings(summaries)
         let chr1Tracks = recorded[id1] ?? [], chr2Tracks = recorded[id2] ?? []
-        let chr1Kept = chr1Tracks.count >= 3 && chr1Tracks.allSatisfy { Interop.near($0.analysis?.dominantHz, 660) && $0.finalized }
-        #expect(chr1Kept, "chr1's sessions before and after rejoining and after the restart are all kept, finalized, each with its 660 Hz tone: \(chr1Tracks.map(\.path))")
-        let chr2Kept = chr2Tracks.count >= 2 && chr2Tracks.allSatisfy { Interop.near($0.analysis?.dominantHz, 880) && $0.finalized }
-        #expect(chr2Kept, "chr2's sessions before and after the restart are both kept, finalized, with its 880 Hz tone: \(chr2Tracks.map(\.path))")
+        let chr1Kept = chr1Tracks.count >= 2 && chr1Tracks.allSatisfy { Interop.near($0.analysis?.dominantHz, 660) && $0.finalized }
+        #expect(chr1Kept, "chr1's sessions before and after rejoining are kept, finalized, each with its 660 Hz tone: \(chr1Tracks.map(\.path))")
+        let chr2Kept = !chr2Tracks.isEmpty && chr2Tracks.allSatisfy { Interop.near($0.analysis?.dominantHz, 880) && $0.finalized }
+        #expect(chr2Kept, "chr2's recordings are kept, finalized, with its 880 Hz tone: \(chr2Tracks.map(\.path))")
+        let restartPath = chr1Tracks.count >= 3 ? "peerd rejoined first: new connections, new files" : "pages rejoined first: same connections, files continued"
+        print("[interop] after the room server restart: \(restartPath)")
         let events = (try? String(contentsOfFile: directory + "/events.jsonl", encoding: .utf8)) ?? ""
         print("[interop] events.jsonl:\n" + events)
         for event in ["\"event\":\"join\"", "\"event\":\"leave\"", "\"event\":\"mute\"", "\"event\":\"unmute\"", "\"event\":\"signaling-reconnected\""] {

@@ -160,10 +160,12 @@ actor InteropRoom {
         "http://127.0.0.1:\(port)/?autojoin=1&processing=0&name=\(name)&room=general&trickle=\(trickle ? 1 : 0)\(control ? "&control=1" : "")"
     }
 
-    /// Stops the room server (every WebSocket drops) and starts a fresh one on the same port.
-    func restartServer() async throws {
+    /// Stops the room server (every WebSocket drops), leaves the port closed for `downFor` (reconnects
+    /// are refused meanwhile) and starts a fresh, empty one on the same port.
+    func restartServer(downFor: Duration = .zero) async throws {
         await server.shutdown()
         _ = try? await serverTask.value
+        try await Task.sleep(for: downFor)
         let fresh = RoomServer(configuration: .init(host: "127.0.0.1", port: port))
         let task = Task { try await fresh.run() }
         guard await fresh.waitUntilListening() != nil else { throw InteropError.serverDidNotStart }
