@@ -26,7 +26,9 @@ struct JoinCommand: AsyncParsableCommand {
               peerd join wss://rooms.example.org/ws --room important \\
                 --password secret --play greeting.ogg
               peerd join ws://127.0.0.1:8080/ws --room general --echo \\
-                --stun stun:198.51.100.7:3478
+                --stun stun:stun.example.org:3478 \\
+                --turn 'turn:198.51.100.7:3478?transport=udp' \\
+                --turn-username alice --turn-credential s3cret
               peerd join ws://127.0.0.1:8080/ws --room general --muted \\
                 --record rec/ --format wav --log-format json
               peerd join ws://127.0.0.1:8080/ws --room general --name Bot \\
@@ -73,6 +75,18 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("STUN server as browsers take it, e.g. --stun stun:198.51.100.7:3478 (repeatable).", valueName: "URL"))
     var stun: [String] = []
 
+    @Option(help: ArgumentHelp("TURN server as browsers take it (an RTCIceServer URL), e.g. --turn 'turn:198.51.100.7:3478?transport=udp' (repeatable), with --turn-username and --turn-credential. peerd reaches TURN servers over UDP.", valueName: "URL"))
+    var turn: [String] = []
+
+    @Option(help: ArgumentHelp("Username for the --turn servers, as RTCIceServer.username (e.g. --turn-username alice).", valueName: "USERNAME"))
+    var turnUsername: String?
+
+    @Option(help: ArgumentHelp("Credential for the --turn servers, as RTCIceServer.credential (e.g. --turn-credential s3cret).", valueName: "CREDENTIAL"))
+    var turnCredential: String?
+
+    @Option(help: ArgumentHelp("Candidates to use, as RTCConfiguration.iceTransportPolicy: all, or relay (only through --turn).", valueName: "all|relay"))
+    var iceTransportPolicy = "all"
+
     @Option(help: ArgumentHelp("Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.", valueName: "on|off"))
     var trickle = "on"
 
@@ -111,6 +125,11 @@ struct JoinCommand: AsyncParsableCommand {
         guard statsInterval >= 0, mdnsTimeout > 0, offerDelay >= 0 else {
             throw ValidationError("--stats-interval, --mdns-timeout and --offer-delay must not be negative")
         }
+        if !turn.isEmpty, turnUsername == nil || turnCredential == nil {
+            throw ValidationError("--turn needs --turn-username and --turn-credential (as browsers' RTCIceServer does)")
+        }
+        guard let policy = ICETransportPolicy(rawValue: iceTransportPolicy) else { throw ValidationError("--ice-transport-policy must be all or relay") }
+        guard policy == .all || !turn.isEmpty else { throw ValidationError("--ice-transport-policy relay needs a --turn server") }
         let sources = [play != nil, tone != nil, alsa != nil, echo].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("choose one of --play, --tone, --alsa, --echo") }
     }
@@ -138,9 +157,22 @@ struct JoinCommand: AsyncParsableCommand {
         if let caFile { options.trustedCAPEM = try String(contentsOfFile: caFile, encoding: .utf8) }
         for text in stun {
             let url = try ICEServerURL(parsing: text)
-            guard case .ip(let ip) = url.host else { throw ValidationError("\(text): give the STUN server as an IP address") }
+            let ip: IPAddress?
+            switch url.host {
+            case .ip(let address): ip = address
+            case .name(let name): ip = resolveIPv4(name)
+            }
+            guard let ip else { throw ValidationError("\(text): cannot resolve the STUN server's name") }
             options.stunServers.append(TransportAddress(ip: ip, port: url.port))
         }
+        if !turn.isEmpty {
+            let server = try ICEServer(urls: turn, username: turnUsername, credential: turnCredential)
+            options.turnServers = TURNServerConfiguration.servers(from: [server], resolve: resolveIPv4)
+            guard !options.turnServers.isEmpty else {
+                throw ValidationError("no usable --turn server: peerd needs turn: URLs over UDP with a resolvable host")
+            }
+        }
+        options.iceTransportPolicy = ICETransportPolicy(rawValue: iceTransportPolicy) ?? .all
 
         let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
         let runner = Task { await bot.run() }
@@ -164,6 +196,18 @@ struct JoinCommand: AsyncParsableCommand {
             logger.info("\(summary.id): \(summary.packetsReceived) packets\(summary.recording.map { ", recorded to \($0)" } ?? "")")
         }
     }
+}
+
+/// The first IPv4 address of a host name (getaddrinfo), for STUN and TURN servers given by name.
+func resolveIPv4(_ name: String) -> IPAddress? {
+    var hints = addrinfo()
+    hints.ai_family = AF_INET
+    hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(name, nil, &hints, &result) == 0, let first = result else { return nil }
+    defer { freeaddrinfo(result) }
+    guard let address = first.pointee.ai_addr, first.pointee.ai_family == AF_INET else { return nil }
+    return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { .v4(UInt32(bigEndian: $0.pointee.sin_addr.s_addr)) }
 }
 
 /// Returns on SIGINT, SIGTERM, or after `seconds`.

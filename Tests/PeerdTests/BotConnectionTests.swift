@@ -185,6 +185,56 @@ import Wire
         await room.close()
     }
 
+    /// `--turn` with `--ice-transport-policy relay`: peerd's only candidate is a relayed one from
+    /// coturn on loopback (long-term credentials, as browsers take them), and audio flows through it.
+    @Test func relaysThroughTURNWhenThePolicyIsRelay() async throws {
+        guard let binary = ["/usr/bin/turnserver", "/usr/local/bin/turnserver"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            Issue.record("coturn's turnserver is not installed: run scripts/setup.sh --with-test-tools (apt-get install coturn)")
+            return
+        }
+        let port = UInt16.random(in: 30_000...39_999)
+        let turnDirectory = NSTemporaryDirectory() + "peerd-bot-turn-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: turnDirectory, withIntermediateDirectories: true)
+        let logPath = turnDirectory + "/turnserver.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let coturn = Process()
+        coturn.executableURL = URL(fileURLWithPath: binary)
+        coturn.arguments = ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)", "--lt-cred-mech",
+                            "--user=alice:s3cret", "--realm=peerd", "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli",
+                            "--log-file=stdout", "--simple-log", "--allow-loopback-peers", "--pidfile=\(turnDirectory)/pid",
+                            "--userdb=\(turnDirectory)/turndb", "--min-port=50000", "--max-port=50999"]
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        coturn.standardOutput = log
+        coturn.standardError = log
+        try coturn.run()
+        defer {
+            // SIGKILL: the test runner's blocked signal mask is inherited, so coturn may never see SIGTERM.
+            if coturn.isRunning { kill(coturn.processIdentifier, SIGKILL); coturn.waitUntilExit() }
+            try? FileManager.default.removeItem(atPath: turnDirectory)
+        }
+        try await Self.waitFor(seconds: 10) {
+            ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("Total General servers")
+        }
+
+        // The same parsing as `peerd join --turn turn:127.0.0.1:PORT --turn-username alice --turn-credential s3cret`.
+        let server = try ICEServer(urls: ["turn:127.0.0.1:\(port)?transport=udp"], username: "alice", credential: "s3cret")
+        let turnServers = TURNServerConfiguration.servers(from: [server], resolve: resolveIPv4)
+        #expect(turnServers.count == 1)
+        let room = try await Self.startRoom { options in
+            options.turnServers = turnServers
+            options.iceTransportPolicy = .relay
+        }
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "behind-turn")
+        try await Self.waitFor(seconds: 20) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > 50 }
+        let stats = try #require(await room.bot.statistics().first)
+        #expect(stats.candidatePair?.local.candidateType == "relay", "peerd's side of the pair is the TURN relay (\(String(describing: stats.candidatePair)))")
+        #expect(stats.candidatePair?.local.port ?? 0 >= 50000, "a relayed address from coturn's range")
+        #expect((stats.inboundRtp?.packetsReceived ?? 0) > 50, "peerd hears the participant through the relay")
+        #expect(await participant.onLoop { $0.packetsReceived } > 20, "the participant hears peerd through the relay")
+        await participant.leave()
+        await room.close()
+    }
+
     /// Statistics in getStats' shape from a real two-peer connection, in DIR/stats.json and as metrics.
     @Test func statisticsJSONAndMetricsFromARealConnection() async throws {
         let metrics = TestMetrics()

@@ -160,10 +160,26 @@ import Signaling
         let help = JoinCommand.helpMessage(columns: 200)
         for option in ["--room", "--password", "--name", "--id", "--record", "--format", "--play", "--tone", "--alsa", "--echo",
                        "--muted", "--stun", "--trickle", "--log-format", "--stats-interval", "--stats-file", "--mdns-timeout",
-                       "--no-status", "--duration", "--offer-delay"] {
+                       "--no-status", "--duration", "--offer-delay", "--turn", "--turn-username", "--turn-credential",
+                       "--ice-transport-policy"] {
             #expect(help.contains(option), "\(option) missing from peerd join --help")
         }
         #expect(help.contains("Examples:") && help.contains("peerd join ws://"))
+    }
+
+    @Test func turnOptionsAreTakenAsBrowsersTakeThem() throws {
+        let base = ["ws://127.0.0.1:8080/ws", "--room", "general"]
+        _ = try JoinCommand.parse(base + ["--turn", "turn:127.0.0.1:3478?transport=udp", "--turn-username", "u", "--turn-credential", "p",
+                                          "--ice-transport-policy", "relay"])
+        _ = try JoinCommand.parse(base + ["--stun", "stun:127.0.0.1:3478", "--turn", "turn:127.0.0.1", "--turn", "turn:127.0.0.2:3479",
+                                          "--turn-username", "u", "--turn-credential", "p"])
+        // Like RTCIceServer: a TURN URL without a username and credential is refused; relay needs TURN.
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--turn", "turn:127.0.0.1:3478"]) }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--turn", "turn:127.0.0.1", "--turn-username", "u"]) }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--ice-transport-policy", "relay"]) }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--ice-transport-policy", "none"]) }
+        #expect(resolveIPv4("localhost") == .v4(0x7F00_0001))
+        #expect(resolveIPv4("no-such-host.invalid") == nil)
     }
 }
 

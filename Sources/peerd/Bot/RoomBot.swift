@@ -35,6 +35,9 @@ struct RoomBotOptions: Sendable {
     /// How long to wait for a participant's offer before offering ourselves.
     var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
+    /// TURN servers (one relayed candidate per server and host socket) and the candidate policy.
+    var turnServers: [TURNServerConfiguration] = []
+    var iceTransportPolicy: ICETransportPolicy = .all
     /// ICE timers (consent freshness, timeouts) of every connection.
     var ice = ICEAgentConfiguration()
     /// How long to wait for an answer to an mDNS query for a browser's `<uuid>.local` candidate.
@@ -470,6 +473,8 @@ final class RoomBot: @unchecked Sendable {
         var configuration = PeerConnectionConfiguration(certificate: certificate, ice: options.ice, stunServers: options.stunServers,
                                                         sendsAudio: sendsAudio, trickle: options.trickle)
         configuration.ice.seed = UInt64.random(in: 0...UInt64.max, using: &rng)
+        configuration.turnServers = options.turnServers
+        configuration.iceTransportPolicy = options.iceTransportPolicy
         let interfaces = options.interfaces
         let id = peer.id
         Task {
