@@ -12,23 +12,22 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Local room server + web page + peerd bot (+ a headless Chromium participant if installed), then a table of who heard whom.",
         discussion: """
-            Starts the room server on 127.0.0.1, a peerd bot in room general that sends a 440 Hz greeting
-            tone and records everyone, and, if Chromium is installed, a headless Chromium page with a fake
-            660 Hz microphone. After --seconds it prints who joined, who heard whom at what frequency, and
-            what was recorded where. With --stay it keeps running so you can join from your own browser.
+            Starts the room server on 127.0.0.1, a peerd bot in room general that sends a 440 Hz greeting tone and records everyone, and, if Chromium is installed, a headless Chromium page with a fake 660 Hz microphone. After --seconds it prints who joined, who heard whom at what frequency, and what was recorded where (the recordings, events.jsonl and stats.json). With --stay it keeps running so you can join from your own browser at the URL it prints. PEERD_LOG_LEVEL=info shows the bot's log.
 
-            Example:
+            Examples:
+              peerd demo
               peerd demo --seconds 10 --record demo-recordings
+              peerd demo --port 0 --no-browser --stay
             """
     )
 
-    @Option(help: "Port of the room server (0 picks a free one).")
+    @Option(help: ArgumentHelp("Port of the room server on 127.0.0.1 (0 picks a free one; e.g. --port 0).", valueName: "PORT"))
     var port = 8080
 
-    @Option(help: "How long the browser participant stays, in seconds.")
+    @Option(help: ArgumentHelp("How long the browser participant stays (e.g. --seconds 10).", valueName: "SECONDS"))
     var seconds = 8.0
 
-    @Option(help: "Where peerd records (default: a new temporary directory).")
+    @Option(help: ArgumentHelp("Where peerd records (default: a new temporary directory; e.g. --record demo-recordings).", valueName: "DIR"))
     var record: String?
 
     @Flag(help: "Do not start a Chromium participant even if Chromium is installed.")
@@ -91,6 +90,7 @@ struct DemoCommand: AsyncParsableCommand {
         if summaries.isEmpty { print("(nobody else joined)") }
         print("")
         print("events: \((directory as NSString).appendingPathComponent("events.jsonl"))")
+        print("statistics (getStats shape): \((directory as NSString).appendingPathComponent("stats.json"))")
         print("join from your own browser: \(pageURL)?room=general")
 
         if stay {
