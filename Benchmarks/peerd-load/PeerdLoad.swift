@@ -26,7 +26,8 @@ struct PeerdLoad {
                          the same senders against peerd (ogg), peerd (wav) and aiortc, in one run
       peerd-load srtp-scaling [--sessions 1,500,1000,2000,4000]   (PEERD_NSS_OPTIMIZE_SPACE=1: small tables)
                          SRTP protect + unprotect per packet against the number of live sessions
-    Common: --nss-small-tables (receiver runs with PEERD_NSS_OPTIMIZE_SPACE=1: NSS as libsrtp sets it up)
+    Common: --drain SECONDS (1.5: wait after the senders stop before counting)
+            --nss-small-tables (receiver runs with PEERD_NSS_OPTIMIZE_SPACE=1: NSS as libsrtp sets it up)
             --vector N (receiver sockets' recvmmsg batch; default the driver's), --no-talk (receiver skips
             talk detection; experiments only: the bot runs it on every packet and every 20 ms)
             --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
@@ -90,6 +91,7 @@ struct PeerdLoad {
             case "--receiver": receiver = try value()
             case "--window": options.window = Double(try value()) ?? options.window
             case "--warmup": options.warmup = Double(try value()) ?? options.warmup
+            case "--drain": options.drain = Double(try value()) ?? options.drain
             case "--budget": budget = Double(try value()) ?? budget
             case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight
             case "--aiortc-script": aiortcScript = try value()
