@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_packages=(libsrtp2-dev libopus-dev libssl-dev libasound2-dev pkgconf)
 # Tools the tests use to check what peerd produces and to run real peers against it.
-test_packages=(opus-tools ffmpeg openssl espeak-ng coturn chromium firefox-esr)
+test_packages=(opus-tools ffmpeg openssl espeak-ng coturn iptables chromium firefox-esr)
 
 packages=("${build_packages[@]}")
 case "${1:-}" in

@@ -664,7 +664,8 @@ extension PeerConnectionCore {
     public var relayDescriptions: [String] {
         relays.map { relay in
             let expiry = relay.client.expiresAt.map { "expires in \($0 - lastNow)" } ?? "no expiry"
-            return "\(relay.client.server) from \(relay.base): \(relay.client.state), relayed \(relay.relayedAddress.map { "\($0)" } ?? "-"), \(expiry)"
+            return "\(relay.client.server) from \(relay.base): \(relay.client.state), relayed \(relay.relayedAddress.map { "\($0)" } ?? "-"), \(expiry), "
+                + "\(relay.client.droppedResponses) responses dropped, \(relay.client.ignoredDatagrams) datagrams ignored, \(relay.held.count) held, no channel to \(relay.noChannel)"
         }
     }
 
