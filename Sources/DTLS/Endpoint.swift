@@ -48,7 +48,8 @@ public struct DTLSStatistics: Sendable, Equatable {
     /// Datagrams dropped after the handshake because all their records were from epoch 0
     /// (a replayed ClientHello or a stale handshake flight).
     public var staleEpochDatagrams = 0
-    /// Handshake flights retransmitted on timeout.
+    /// Handshake flights retransmitted by `handleTimeout`. (OpenSSL can also retransmit from
+    /// inside a read that finds its timer already expired; those are not counted here.)
     public var retransmissions = 0
     public init() {}
 }

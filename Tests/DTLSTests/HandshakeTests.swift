@@ -125,7 +125,11 @@ struct HandshakeTests {
         #expect(ExchangeResult.connected(result.clientEvents) != nil)
         #expect(ExchangeResult.connected(result.serverEvents) != nil)
         #expect(droppedServerFinal)
-        #expect(peers.client.statistics.retransmissions + peers.server.statistics.retransmissions >= 1)
+        // The server's last flight (it starts with ChangeCipherSpec) was lost and still arrived:
+        // it went out at least twice. (Counted on the wire: under load OpenSSL may retransmit from
+        // inside a read whose timer already ran out, which `statistics.retransmissions`, counting
+        // `handleTimeout` retransmissions, does not see.)
+        #expect(result.serverToClient.filter { $0[0] == 20 }.count >= 2)
     }
 
     @Test("reordered handshake datagrams still complete")
