@@ -235,6 +235,29 @@ import Wire
         await room.close()
     }
 
+    /// A participant floods peerd with broken offers, then sends a real one (an ICE restart): the flood
+    /// is cut off, the newest offer is answered when the window ends, and audio keeps flowing.
+    @Test func aRealOfferAfterAFloodIsAnsweredWhenTheWindowEnds() async throws {
+        let room = try await Self.startRoom { $0.offerWindow = .seconds(2) }
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "flooder")
+        try await Self.waitFor(seconds: 15) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > 25 }
+        try await Task.sleep(for: .seconds(2))
+        // Under the room server's own rate limit (burst 50), over peerd's (20 offers per window).
+        for _ in 0..<30 { try await participant.client.sendSignal(to: "peerd-test", data: .offer(sdp: "v=0\r\ngarbage\r\n")) }
+        try await participant.restartICE()
+        try await Self.waitFor(seconds: 4) { await room.bot.ignoredSignalCount >= 11 }
+        #expect(await room.bot.ignoredSignalCount == 30 + 1 - RoomBot.maximumOffersPerWindow, "the offers over the limit were held back")
+        try await Self.waitFor(seconds: 8) { await participant.onLoop { $0.answers.count >= 2 } }
+        #expect(await participant.onLoop { $0.answers.count } == 2, "the real offer was answered once the window ended")
+        let received = await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0
+        try await Self.waitFor(seconds: 5) { (await room.bot.statistics().first?.inboundRtp?.packetsReceived ?? 0) > received + 50 }
+        let after = try #require(await room.bot.statistics().first)
+        #expect(after.iceRestarts == 1 && after.dtlsConnected, "the held-back offer was the ICE restart, answered on the same connection")
+        #expect((after.inboundRtp?.packetsReceived ?? 0) > received + 50, "audio keeps flowing")
+        await participant.leave()
+        await room.close()
+    }
+
     /// Statistics in getStats' shape from a real two-peer connection, in DIR/stats.json and as metrics.
     @Test func statisticsJSONAndMetricsFromARealConnection() async throws {
         let metrics = TestMetrics()

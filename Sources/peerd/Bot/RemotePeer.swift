@@ -48,6 +48,8 @@ final class RemotePeer {
     /// Offers received in the current 10 s window (flood protection).
     var offerWindowStart = MonotonicTime.now()
     var offersInWindow = 0
+    /// The newest offer that came over the flood limit: answered when the window ends.
+    var deferredOffer: String?
 
     enum PendingSignal {
         case offer(String)
