@@ -328,7 +328,7 @@ import Testing
         let restartPath = chr1Tracks.count >= 3 ? "peerd rejoined first: new connections, new files" : "pages rejoined first: same connections, files continued"
         print("[interop] after the room server restart: \(restartPath)")
         let events = (try? String(contentsOfFile: directory + "/events.jsonl", encoding: .utf8)) ?? ""
-        print("[interop] events.jsonl:\n" + events)
+        if failed { print("[interop] events.jsonl:\n" + events) }
         for event in ["\"event\":\"join\"", "\"event\":\"leave\"", "\"event\":\"mute\"", "\"event\":\"unmute\"", "\"event\":\"signaling-reconnected\""] {
             #expect(events.contains(event), "events.jsonl has \(event)")
         }
