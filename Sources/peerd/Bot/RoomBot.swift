@@ -38,6 +38,8 @@ struct RoomBotOptions: Sendable {
     /// TURN servers (one relayed candidate per server and host socket) and the candidate policy.
     var turnServers: [TURNServerConfiguration] = []
     var iceTransportPolicy: ICETransportPolicy = .all
+    /// Offers beyond `RoomBot.maximumOffersPerWindow` within this window are held back (flood protection).
+    var offerWindow: Duration = .seconds(10)
     /// ICE timers (consent freshness, timeouts) of every connection.
     var ice = ICEAgentConfiguration()
     /// How long to wait for an answer to an mDNS query for a browser's `<uuid>.local` candidate.
@@ -357,9 +359,10 @@ final class RoomBot: @unchecked Sendable {
         switch signal.data {
         case .offer(let sdp):
             // A flood of offers from one participant is cut off (each would renegotiate): at most
-            // `maximumOffersPerWindow` per 10 s; the rest are dropped with one log line per window.
+            // `maximumOffersPerWindow` per `offerWindow`; of the rest only the newest is kept, and
+            // answered when the window ends (a legitimate offer after a flood is not lost).
             let now = MonotonicTime.now()
-            if now - peer.offerWindowStart >= .seconds(10) {
+            if now - peer.offerWindowStart >= options.offerWindow {
                 peer.offerWindowStart = now
                 peer.offersInWindow = 0
             }
@@ -367,8 +370,9 @@ final class RoomBot: @unchecked Sendable {
             guard peer.offersInWindow <= Self.maximumOffersPerWindow else {
                 ignoredSignals += 1
                 if peer.offersInWindow == Self.maximumOffersPerWindow + 1 {
-                    logger.warning("\(peer.id) sends too many offers (over \(Self.maximumOffersPerWindow) in 10 s): dropping them for now")
+                    logger.warning("\(peer.id) sends too many offers (over \(Self.maximumOffersPerWindow) in \(options.offerWindow)): only the last one will be answered, when the window ends")
                 }
+                peer.deferredOffer = sdp
                 return
             }
             pending = .offer(sdp)
@@ -684,6 +688,13 @@ final class RoomBot: @unchecked Sendable {
             guard let driver = peer.driver else { continue }
             if peer.phase == .waitingForOffer || peer.phase == .offering, now >= peer.offerDeadline, peer.offerAttempts < 5 {
                 offer(to: peer)
+            }
+            if let sdp = peer.deferredOffer, now - peer.offerWindowStart >= options.offerWindow {
+                peer.deferredOffer = nil
+                peer.offerWindowStart = now
+                peer.offersInWindow = 1
+                logger.info("answering the last of \(peer.id)'s offers held back during its flood")
+                apply(.offer(sdp), to: peer)
             }
             peer.tickRecorder(now: now)
             if let failure = peer.recordingError {
