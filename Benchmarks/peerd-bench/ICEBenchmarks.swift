@@ -1,5 +1,10 @@
+import Foundation
 import ICE
 import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Issue 3 figures: one authenticated Binding request through `ICEAgent`, memory per agent, and
 /// checks-to-selected-pair for two agents back to back.
@@ -24,6 +29,8 @@ enum ICEBenchmarks {
         bindingRequest(&bench)
         memoryPerAgent(&bench)
         checksToSelectedPair(&bench)
+        loopbackTwoAgents(&bench)
+        loopbackAgainstAioice(&bench)
     }
 
     /// A controlled agent answering a browser's connectivity checks: parse, integrity and
@@ -169,5 +176,218 @@ enum ICEBenchmarks {
                 bench.report("  (virtual protocol time of the last run)", bench.humanTime(Double(virtual.nanosecondsClamped)), note: "Ta pacing of the checks, not CPU")
             }
         }
+    }
+}
+
+// MARK: - Real loopback UDP
+
+/// A non-blocking IPv4 UDP socket on 127.0.0.1 (ephemeral port).
+struct LoopbackUDP {
+    let fd: Int32
+    let address: TransportAddress
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        precondition(fd >= 0, "socket")
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(bound == 0, "bind")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        self.fd = fd
+        address = TransportAddress(ip: .v4(0x7F00_0001), port: UInt16(bigEndian: socketAddress.sin_port))
+    }
+
+    func send(_ bytes: [UInt8], to destination: TransportAddress) {
+        guard case .v4(let ip) = destination.ip else { return }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = destination.port.bigEndian
+        address.sin_addr.s_addr = ip.bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    func receive() -> (bytes: [UInt8], source: TransportAddress)? {
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let count = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
+        }
+        guard count >= 0 else { return nil }
+        return (Array(buffer[..<count]), TransportAddress(ip: .v4(UInt32(bigEndian: address.sin_addr.s_addr)), port: UInt16(bigEndian: address.sin_port)))
+    }
+}
+
+/// Waits on `sockets` until one is readable or `deadline` (poll(2)).
+func pollSockets(_ sockets: [LoopbackUDP], until deadline: MonotonicTime?) {
+    var descriptors = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+    let milliseconds = deadline.map { Int32(clamping: max(0, ($0 - MonotonicTime.now()).nanosecondsClamped + 999_999) / 1_000_000) } ?? 20
+    _ = poll(&descriptors, nfds_t(descriptors.count), min(milliseconds, 20))
+}
+
+extension ICEBenchmarks {
+    /// Two agents in one thread, each on its own loopback UDP socket: real sockets and the real
+    /// clock (Ta pacing, retransmission timers), from the first check to both agents' selected pair.
+    static func loopbackTwoAgents(_ bench: inout Bench) {
+        let name = "ice/loopback UDP: peerd <-> peerd, start of checks -> both selected pair"
+        guard bench.enabled(name) else { return }
+        var seed: UInt64 = 1000
+        bench.sample(name, runs: 30, warmUp: 2) {
+            seed += 2
+            var rng = SplitMix64(state: seed)
+            let socketA = LoopbackUDP(), socketB = LoopbackUDP()
+            defer { close(socketA.fd); close(socketB.fd) }
+            var a = ICEAgent(role: .controlling, localCredentials: .random(using: &rng))
+            var b = ICEAgent(role: .controlled, localCredentials: .random(using: &rng))
+            a.addLocalCandidate(host(socketA.address), base: socketA.address)
+            b.addLocalCandidate(host(socketB.address), base: socketB.address)
+            a.endOfLocalCandidates()
+            b.endOfLocalCandidates()
+            a.setRemoteCredentials(ufrag: b.localCredentials.ufrag, pwd: b.localCredentials.pwd)
+            b.setRemoteCredentials(ufrag: a.localCredentials.ufrag, pwd: a.localCredentials.pwd)
+            a.addRemoteCandidate(host(socketB.address))
+            b.addRemoteCandidate(host(socketA.address))
+            a.endOfRemoteCandidates()
+            b.endOfRemoteCandidates()
+            let start = MonotonicTime.now()
+            a.handleTimeout(now: start)
+            b.handleTimeout(now: start)
+            while a.selectedPair == nil || b.selectedPair == nil {
+                precondition(MonotonicTime.now() - start < .seconds(10), "no pair selected on loopback")
+                while let t = a.pollTransmit() { socketA.send(t.bytes, to: t.destination) }
+                while let t = b.pollTransmit() { socketB.send(t.bytes, to: t.destination) }
+                while let event = a.pollEvent() { blackHole(event) }
+                while let event = b.pollEvent() { blackHole(event) }
+                if a.selectedPair != nil && b.selectedPair != nil { break }
+                pollSockets([socketA, socketB], until: [a.nextTimeout, b.nextTimeout].compactMap { $0 }.min())
+                while let (bytes, source) = socketA.receive() { _ = a.handleDatagram(bytes, from: source, to: socketA.address, now: .now()) }
+                while let (bytes, source) = socketB.receive() { _ = b.handleDatagram(bytes, from: source, to: socketB.address, now: .now()) }
+                let now = MonotonicTime.now()
+                if let next = a.nextTimeout, next <= now { a.handleTimeout(now: now) }
+                if let next = b.nextTimeout, next <= now { b.handleTimeout(now: now) }
+            }
+            return elapsedNanoseconds(since: start)
+        }
+    }
+
+    /// aioice (Python, PyPI) as the other agent on loopback, our agent in each role. Timed on our
+    /// side from the first check (remote description applied) to our selected pair.
+    static func loopbackAgainstAioice(_ bench: inout Bench) {
+        let names = ["ice/loopback UDP: peerd (controlling) <-> aioice, start of checks -> our selected pair",
+                     "ice/loopback UDP: peerd (controlled) <-> aioice, start of checks -> our selected pair"]
+        guard bench.enabled(any: names) else { return }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", "import aioice"]
+        check.standardError = FileHandle.nullDevice
+        guard (try? check.run()) != nil, ({ check.waitUntilExit(); return check.terminationStatus == 0 })() else {
+            bench.report(names[0], "skipped", note: "python3 with aioice is not installed (pip install aioice)")
+            return
+        }
+        for (name, role) in zip(names, [ICERole.controlling, .controlled]) {
+            var failures = 0
+            bench.sample(name, runs: 15, warmUp: 1) {
+                guard let nanoseconds = aioiceRun(role: role) else { failures += 1; return 0 }
+                return nanoseconds
+            }
+            if failures > 0 { bench.report("  (\(role): runs without a selected pair)", "\(failures)") }
+        }
+    }
+
+    static let aioiceScript = """
+    import asyncio, json, sys
+    import aioice, aioice.ice
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+    async def main():
+        conn = aioice.Connection(ice_controlling=sys.argv[1] == "controlling", use_ipv6=False)
+        await conn.gather_candidates()
+        print(json.dumps({"ufrag": conn.local_username, "pwd": conn.local_password,
+                          "candidates": [c.to_sdp() for c in conn.local_candidates]}), flush=True)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        remote = json.loads(line)
+        conn.remote_username = remote["ufrag"]
+        conn.remote_password = remote["pwd"]
+        for sdp in remote["candidates"]:
+            await conn.add_remote_candidate(aioice.Candidate.from_sdp(sdp))
+        await conn.add_remote_candidate(None)
+        await asyncio.wait_for(conn.connect(), 10)
+        await asyncio.sleep(0.3)
+        await conn.close()
+
+    asyncio.run(main())
+    """
+
+    /// One connection to a fresh aioice process; nil when no pair was selected within 10 s.
+    static func aioiceRun(role: ICERole) -> Int64? {
+        let socket = LoopbackUDP()
+        defer { close(socket.fd) }
+        var agent = ICEAgent(role: role, localCredentials: .random())
+        let candidate = host(socket.address)
+        agent.addLocalCandidate(candidate, base: socket.address)
+        agent.endOfLocalCandidates()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", aioiceScript, role == .controlling ? "controlled" : "controlling"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        defer {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+        var line: [UInt8] = []
+        while true {
+            let chunk = output.fileHandleForReading.readData(ofLength: 1)
+            guard let byte = chunk.first else { return nil }
+            if byte == 0x0A { break }
+            line.append(byte)
+        }
+        guard let description = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+              let ufrag = description["ufrag"] as? String, let pwd = description["pwd"] as? String,
+              let candidates = description["candidates"] as? [String] else { return nil }
+        let ours: [String: Any] = ["ufrag": agent.localCredentials.ufrag, "pwd": agent.localCredentials.pwd,
+                                   "candidates": [String(candidate.description.dropFirst("candidate:".count))]]
+        guard let json = try? JSONSerialization.data(withJSONObject: ours) else { return nil }
+        input.fileHandleForWriting.write(json + Data("\n".utf8))
+        // Our checks start now; aioice starts its own once it has read the line above.
+        agent.setRemoteCredentials(ufrag: ufrag, pwd: pwd)
+        for text in candidates { if let remote = try? Candidate(parsing: text) { agent.addRemoteCandidate(remote) } }
+        agent.endOfRemoteCandidates()
+        let start = MonotonicTime.now()
+        agent.handleTimeout(now: start)
+        while agent.selectedPair == nil {
+            if MonotonicTime.now() - start > .seconds(10) { return nil }
+            while let t = agent.pollTransmit() { socket.send(t.bytes, to: t.destination) }
+            while let event = agent.pollEvent() { blackHole(event) }
+            if agent.selectedPair != nil { break }
+            pollSockets([socket], until: agent.nextTimeout)
+            while let (bytes, source) = socket.receive() { _ = agent.handleDatagram(bytes, from: source, to: socket.address, now: .now()) }
+            let now = MonotonicTime.now()
+            if let next = agent.nextTimeout, next <= now { agent.handleTimeout(now: now) }
+        }
+        let elapsed = elapsedNanoseconds(since: start)
+        // Answer aioice's remaining checks until it is done, so it exits cleanly.
+        let end = MonotonicTime.now() + .milliseconds(500)
+        while MonotonicTime.now() < end && process.isRunning {
+            while let t = agent.pollTransmit() { socket.send(t.bytes, to: t.destination) }
+            pollSockets([socket], until: MonotonicTime.now() + .milliseconds(20))
+            while let (bytes, source) = socket.receive() { _ = agent.handleDatagram(bytes, from: source, to: socket.address, now: .now()) }
+            let now = MonotonicTime.now()
+            if let next = agent.nextTimeout, next <= now { agent.handleTimeout(now: now) }
+        }
+        return elapsed
     }
 }
