@@ -35,8 +35,16 @@ public struct TalkDetectorConfiguration: Sendable, Equatable {
 public struct TalkDetector: Sendable {
     public let configuration: TalkDetectorConfiguration
     public private(set) var isSpeaking = false
-    private var levels: [(time: MonotonicTime, level: Double, duration: Duration)] = []
+    /// Levels inside the window, each with its power contribution (power × seconds) precomputed.
+    private var levels: [(time: MonotonicTime, energy: Double)] = []
     private var head = 0
+    /// Sum of `energy` over `levels[head...]`: kept up to date on add and eviction, so a packet
+    /// costs O(1) however long the window (it used to re-sum `pow` over the whole window).
+    private var windowEnergy = 0.0
+    private var evictionsSinceResum = 0
+
+    /// Linear power of each RFC 6464 level (127, silence, is zero power).
+    private static let powerOfLevel: [Double] = (0...127).map { $0 == 127 ? 0 : pow(10, -Double($0) / 10) }
 
     public init(configuration: TalkDetectorConfiguration = TalkDetectorConfiguration()) {
         self.configuration = configuration
@@ -44,7 +52,9 @@ public struct TalkDetector: Sendable {
 
     /// Adds the level of a packet covering `duration` that arrived at `time`; returns an event on a transition.
     public mutating func add(level: UInt8, at time: MonotonicTime, duration: Duration = .milliseconds(20)) -> TalkEvent? {
-        levels.append((time, Double(min(level, 127)), duration))
+        let energy = Self.powerOfLevel[Int(min(level, 127))] * duration.seconds
+        levels.append((time, energy))
+        windowEnergy += energy
         return evaluate(now: time)
     }
 
@@ -57,8 +67,20 @@ public struct TalkDetector: Sendable {
     /// Re-evaluates at `now` without a new level (packets stopped: the window fills with silence).
     public mutating func evaluate(now: MonotonicTime) -> TalkEvent? {
         let windowStart = now - configuration.window
-        while head < levels.count, levels[head].time <= windowStart { head += 1 }
+        while head < levels.count, levels[head].time <= windowStart {
+            windowEnergy -= levels[head].energy
+            head += 1
+            evictionsSinceResum += 1
+        }
         if head > 256 { levels.removeFirst(head); head = 0 }
+        if head == levels.count {
+            windowEnergy = 0
+            evictionsSinceResum = 0
+        } else if evictionsSinceResum >= 4096 {
+            // Re-sum now and then so floating-point error from subtraction cannot accumulate.
+            windowEnergy = levels[head...].reduce(0) { $0 + $1.energy }
+            evictionsSinceResum = 0
+        }
         let average = windowLevel()
         if !isSpeaking {
             if average <= configuration.startLevel {
@@ -78,11 +100,7 @@ public struct TalkDetector: Sendable {
     /// Power average over the window (levels converted to power, time-weighted; time without
     /// levels counts as silence), back in -dBov, at most 127.
     private func windowLevel() -> Double {
-        var power = 0.0
-        for i in head..<levels.count where levels[i].level < 127 {
-            power += pow(10, -levels[i].level / 10) * levels[i].duration.seconds
-        }
-        let mean = power / max(configuration.window.seconds, 1e-3)
+        let mean = max(0, windowEnergy) / max(configuration.window.seconds, 1e-3)
         guard mean > 0 else { return 127 }
         return min(127, -10 * log10(mean))
     }

@@ -291,6 +291,30 @@ struct ReorderBufferTests {
 
 @Suite("TalkDetector")
 struct TalkDetectorTests {
+    @Test("the running window sum matches a naive power average over 10 minutes of random levels and gaps")
+    func runningSumMatchesNaive() {
+        var detector = TalkDetector()
+        var rng = MediaSplitMix64(seed: 77)
+        var history: [(time: Int64, level: Int)] = []
+        var t: Int64 = 0
+        for step in 0..<30_000 {
+            t += 20
+            if rng.next() % 50 == 0 { t += Int64(rng.next() % 3_000) }  // a gap: DTX or a stall
+            let level = Int(rng.next() % 128)
+            _ = detector.add(level: UInt8(level), at: ms(t))
+            history.append((t, level))
+            guard step % 97 == 0 else { continue }
+            // Independent computation: power of every level in (t - 2 s, t], time-weighted, over 2 s.
+            var power = 0.0
+            for entry in history where entry.time > t - 2_000 && entry.level < 127 {
+                power += pow(10, -Double(entry.level) / 10) * 0.020
+            }
+            let expected = power > 0 ? min(127, -10 * log10(power / 2)) : 127
+            // Running subtraction leaves rounding far below what matters (thresholds are whole dB).
+            #expect(abs(detector.averageLevel - expected) < 1e-3, "at \(t) ms")
+        }
+    }
+
     @Test("levels: loud packets start talking, silence stops it, with hysteresis")
     func levels() {
         var detector = TalkDetector()
