@@ -57,6 +57,9 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Recording format: ogg (Opus pass-through, no re-encoding) or wav (decoded, with loss concealment).", valueName: "ogg|wav"))
     var format = "ogg"
 
+    @Flag(help: ArgumentHelp("With --record, also write the mixed room track (every participant decoded and summed, aligned from peerd's start) to DIR/room-mix.ogg|wav (e.g. --record rec/ --mix)."))
+    var mix = false
+
     @Option(help: ArgumentHelp("Play this file into the room (Ogg Opus .ogg/.opus sent as is, or 48 kHz WAV), looped (e.g. --play greeting.ogg).", valueName: "FILE"))
     var play: String?
 
@@ -120,6 +123,7 @@ struct JoinCommand: AsyncParsableCommand {
     func validate() throws {
         guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else { throw ValidationError("the URL must start with ws:// or wss://") }
         guard ["ogg", "wav"].contains(format) else { throw ValidationError("--format must be ogg or wav") }
+        if mix && record == nil { throw ValidationError("--mix needs --record DIR (the mix is written to DIR/room-mix.ogg|wav)") }
         guard ["on", "off"].contains(trickle) else { throw ValidationError("--trickle must be on or off") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be plain or json") }
         guard statsInterval >= 0, mdnsTimeout > 0, offerDelay >= 0 else {
@@ -143,6 +147,7 @@ struct JoinCommand: AsyncParsableCommand {
                                      id: id ?? "peerd-" + String(UInt32.random(in: 0...UInt32.max), radix: 36))
         options.recordDirectory = record
         options.format = RecordFormat(rawValue: format) ?? .ogg
+        options.mixRoom = mix
         if let play { options.audio = .file(play) }
         if let tone { options.audio = .tone(tone) }
         if let alsa { options.audio = .alsa(alsa) }

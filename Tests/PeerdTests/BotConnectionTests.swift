@@ -3,6 +3,7 @@ import ICE
 import Logging
 import MetricsTestKit
 import NIOPosix
+import RTP
 import SDP
 import Signaling
 import Testing
@@ -354,5 +355,52 @@ import Wire
         #expect(waited >= .milliseconds(700) && waited < .seconds(3), "gave up after \(waited)")
         #expect(await lookup.resolve("not a name..local") == nil)
         await lookup.close()
+    }
+}
+
+/// `--mix`: the mixed room track holds every participant's tone while they send.
+@Suite(.serialized) struct RoomMixBotTests {
+    /// Magnitude of one frequency in a block of samples (one DFT bin, Goertzel).
+    static func magnitude(_ samples: ArraySlice<Int16>, frequency: Double) -> Double {
+        let coefficient = 2 * cos(2 * Double.pi * frequency / 48_000)
+        var s1 = 0.0, s2 = 0.0
+        for sample in samples {
+            let s0 = Double(sample) + coefficient * s1 - s2
+            s2 = s1
+            s1 = s0
+        }
+        return sqrt(max(0, s1 * s1 + s2 * s2 - coefficient * s1 * s2)) / Double(samples.count)
+    }
+
+    @Test func mixedRoomTrackHoldsEveryParticipant() async throws {
+        let room = try await BotConnectionTests.startRoom { options in
+            options.mixRoom = true
+            options.format = .wav
+        }
+        let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "mix-a", options: .init(tone: 660))
+        let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "mix-b", options: .init(tone: 1_000))
+        try await BotConnectionTests.waitFor(seconds: 20) {
+            await room.bot.summaries().filter { $0.packetsReceived > 150 }.count == 2
+        }
+        #expect(await room.bot.summaries().filter { $0.packetsReceived > 150 }.count == 2, "both participants reached peerd")
+        await first.leave()
+        await second.leave()
+        let directory = room.directory
+        await room.bot.stop()
+        let wav = try WAVReader.read(path: directory + "/room-mix.wav")
+        #expect(wav.sampleRate == 48_000 && wav.channels == 1)
+        // Somewhere in the file both tones sound together, each far above an absent frequency.
+        var bothHeard = 0
+        let block = 4_800
+        var start = 0
+        while start + block <= wav.samples.count {
+            let slice = wav.samples[start..<(start + block)]
+            let a = Self.magnitude(slice, frequency: 660), b = Self.magnitude(slice, frequency: 1_000)
+            let absent = Self.magnitude(slice, frequency: 830)
+            if a > 500, b > 500, absent < min(a, b) / 20 { bothHeard += 1 }
+            start += block
+        }
+        #expect(bothHeard >= 20, "100 ms blocks with both tones: \(bothHeard) of \(wav.samples.count / block)")
+        await room.close()
     }
 }

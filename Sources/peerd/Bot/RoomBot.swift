@@ -35,6 +35,8 @@ struct RoomBotOptions: Sendable {
     /// How long to wait for a participant's offer before offering ourselves.
     var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
+    /// Also record the mixed room track (every participant summed) to DIR/room-mix.ogg|wav.
+    var mixRoom = false
     /// TURN servers (one relayed candidate per server and host socket) and the candidate policy.
     var turnServers: [TURNServerConfiguration] = []
     var iceTransportPolicy: ICETransportPolicy = .all
@@ -97,6 +99,9 @@ final class RoomBot: @unchecked Sendable {
     private var frameIndex: Int64 = 0
     private var rng = SystemRandomNumberGenerator()
     private var stopped = false
+    /// The mixed room track, when `mixRoom` is set (its origin is the bot's start).
+    private var roomMix: RoomMixRecorder?
+    private var roomMixTickDue = MonotonicTime.zero
     let mdns: MDNSLookup
     private let metrics: ConnectionMetrics
     /// The last statistics of connections that ended (participants who left), newest last.
@@ -116,6 +121,10 @@ final class RoomBot: @unchecked Sendable {
             }
         }
         events = EventsLog(directory: options.recordDirectory)
+        if options.mixRoom, let directory = options.recordDirectory {
+            let path = (directory as NSString).appendingPathComponent(options.format == .ogg ? "room-mix.ogg" : "room-mix.wav")
+            roomMix = try RoomMixRecorder(path: path, format: options.format == .ogg ? .oggOpus(bitrate: 48_000) : .wav, origin: .now())
+        }
         let mdnsAddresses = NetworkInterfaces.addresses().filter { options.interfaces.admits($0) }.map(\.address)
             .reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
         mdns = MDNSLookup(addresses: mdnsAddresses, timeout: options.mdnsTimeout, loop: loop, logger: logger)
@@ -185,6 +194,10 @@ final class RoomBot: @unchecked Sendable {
                 if let driver = peer.driver { drivers.append(driver) }
                 peer.phase = .closed
                 self.events.append("leave", participant: peer.id, fields: ["reason": "peerd stopped"])
+            }
+            if let mix = self.roomMix {
+                do { try mix.finish() } catch { self.logger.error("finalizing the room mix failed: \(error)") }
+                self.roomMix = nil
             }
             return drivers
         }.get()) ?? []
@@ -312,6 +325,7 @@ final class RoomBot: @unchecked Sendable {
 
     private func closePeer(_ id: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
+        roomMix?.removeParticipant(id)
         metrics.remove(id)
         if peer.driver != nil {
             var final = peer.statistics()
@@ -629,6 +643,12 @@ final class RoomBot: @unchecked Sendable {
         let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false
         peer.openRecorder(directory: options.recordDirectory, format: options.format, stereo: stereo)
         peer.record(packet, now: now)
+        if let roomMix {
+            do { try roomMix.receive(participant: peer.id, packet, arrival: now) } catch {
+                logger.error("room mix: \(error); mixing stopped")
+                self.roomMix = nil
+            }
+        }
         if let recordingError = peer.recordingError {
             logger.error("recording \(peer.id) failed: \(recordingError)")
             peer.recordingError = nil
@@ -676,6 +696,13 @@ final class RoomBot: @unchecked Sendable {
 
     private func mediaTick(now: MonotonicTime) {
         let frame = nextOutgoingFrame(now: now)
+        if let roomMix, now >= roomMixTickDue {
+            roomMixTickDue = now + .milliseconds(100)
+            do { try roomMix.tick(now: now) } catch {
+                logger.error("room mix: \(error); mixing stopped")
+                self.roomMix = nil
+            }
+        }
         if options.statsInterval > .zero, now >= nextStatsAt {
             nextStatsAt = now + options.statsInterval
             writeStats(now: now)
