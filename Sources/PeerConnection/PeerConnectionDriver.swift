@@ -2,8 +2,9 @@ import ICE
 import NIOCore
 import Wire
 
-/// Runs a `PeerConnectionCore` on one SwiftNIO event loop with its own UDP sockets: datagrams in,
-/// timers, transmits out (batched, flushed after each read batch), events to the owner's handler.
+/// Runs a `PeerConnectionCore` on one SwiftNIO event loop with its own UDP sockets (or attached to a
+/// `SharedUDPPort`): datagrams in, timers, transmits out (batched, flushed after each read batch),
+/// events to the owner's handler.
 ///
 /// Thread-safety: every mutable member is touched only on `eventLoop` (checked with
 /// `eventLoop.preconditionInEventLoop()` in debug builds); that confinement is why the
@@ -12,6 +13,9 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     public let eventLoop: any EventLoop
     public let core: PeerConnectionCore
     public private(set) var sockets: UDPSocketSet?
+    /// Set instead of `sockets` when the connection runs on a `SharedUDPPort`.
+    private var sharedPort: SharedUDPPort.Attachment?
+    private var sharedPortUfrag: String?
     private var eventHandler: (PeerConnectionEvent) -> Void = { _ in }
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
@@ -57,6 +61,29 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         }
     }
 
+    /// The same on a port shared with other connections (`SharedUDPPort`): the shared sockets'
+    /// addresses become the host candidates, datagrams for this connection's ufrag (and the sources
+    /// it learned) arrive here, and `close()` detaches it from the port (which stays open).
+    public static func start(configuration: PeerConnectionConfiguration, sharedPort: SharedUDPPort,
+                             eventLoop: any EventLoop,
+                             onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void) async throws -> PeerConnectionDriver {
+        let driver = PeerConnectionDriver(core: PeerConnectionCore(configuration: configuration), eventLoop: eventLoop)
+        // Nobody else holds the core yet: reading it off the loop is safe here.
+        let ufrag = driver.core.localCredentials.ufrag
+        let attachment = try await sharedPort.attach(
+            localUfrag: ufrag, eventLoop: eventLoop,
+            onReceive: { [driver] datagram in driver.receive(datagram) }, onReadComplete: { [driver] in driver.flush() })
+        try await eventLoop.submit {
+            driver.sharedPort = attachment
+            driver.sharedPortUfrag = ufrag
+            driver.eventHandler = onEvent
+            driver.core.addHostCandidates(attachment.localAddresses)
+            driver.core.endOfLocalCandidates()
+            driver.pump()
+        }.get()
+        return driver
+    }
+
     private static func start(
         configuration: PeerConnectionConfiguration, eventLoop: any EventLoop,
         onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void,
@@ -95,14 +122,16 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     /// Closes the connection (DTLS close_notify) and its sockets.
     public func close() async {
-        try? await eventLoop.submit { [self] in
+        let shared = try? await eventLoop.submit { [self] in
             core.close(now: .now())
             pump()
             flush()
             closed = true
             timer?.cancel()
+            return sharedPort
         }.get()
         await sockets?.close()
+        await shared?.detach()
     }
 
     private func receive(_ datagram: ReceivedDatagram) {
@@ -115,6 +144,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     private func flush() {
         sockets?.flush()
+        sharedPort?.flush()
         if timersMayHaveMoved {
             timersMayHaveMoved = false
             armTimer()
@@ -123,6 +153,10 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     /// Drains events and transmits, flushes, and re-arms the timer.
     func pump() {
+        if let sharedPort, core.localCredentials.ufrag != sharedPortUfrag {  // an ICE restart
+            sharedPortUfrag = core.localCredentials.ufrag
+            sharedPort.register(localUfrag: core.localCredentials.ufrag)
+        }
         drain()
         timersMayHaveMoved = true
         flush()
@@ -130,9 +164,14 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     private func drain() {
         while let event = core.pollEvent() { eventHandler(event) }
-        guard let sockets else { return }
-        while let transmit = core.pollTransmit() {
-            try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
+        if let sockets {
+            while let transmit = core.pollTransmit() {
+                try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
+            }
+        } else if let sharedPort {
+            while let transmit = core.pollTransmit() {
+                sharedPort.send(transmit.bytes, from: transmit.from, to: transmit.to)
+            }
         }
     }
 

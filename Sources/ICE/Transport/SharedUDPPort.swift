@@ -1,0 +1,184 @@
+import NIOCore
+
+/// One UDP socket per local address on one fixed port, shared by many connections (ICE agents),
+/// as server deployments behind firewalls need (a single open port for every peer).
+///
+/// Received datagrams go through a `SharedPortDemultiplexer` to the attachment (connection) they
+/// belong to: a Binding request by the local ufrag of its USERNAME, everything else by its source
+/// (learned from routed requests and from the addresses an attachment sent STUN/DTLS to). A datagram
+/// for no known attachment is counted and dropped.
+///
+/// Limitation: a source is owned by one attachment at a time, so two connections on the port must
+/// not use the same TURN server (nor could they: TURN allows one allocation per 5-tuple).
+///
+/// Thread-safety: the demultiplexer, the attachment table and the pending read-complete list are
+/// touched only on `eventLoop` (the sockets' loop); every entry point either runs there or hops
+/// there with `execute`/`submit`. That confinement is why the `@unchecked Sendable` below is safe.
+public final class SharedUDPPort: @unchecked Sendable {
+    /// Counters of the port (read with `statistics()`).
+    public struct Statistics: Sendable, Equatable {
+        /// Datagrams that matched no attachment (unknown ufrag, unknown source, detached connection).
+        public var unroutedDrops: Int
+        /// STUN requests without a usable USERNAME.
+        public var badUsernameDrops: Int
+        public var attachments: Int
+    }
+
+    /// One connection's view of the port: its sends go out through the shared sockets, and the
+    /// datagrams routed to it arrive through `onReceive` on its own event loop.
+    public final class Attachment: @unchecked Sendable {
+        // Immutable after init, except `pendingReadComplete`, which only the port's loop touches.
+        let id: Int
+        let port: SharedUDPPort
+        public let eventLoop: any EventLoop
+        /// The attachment runs on the port's loop: no hop on receive or send.
+        let sameLoop: Bool
+        let onReceive: @Sendable (ReceivedDatagram) -> Void
+        let onReadComplete: @Sendable () -> Void
+        var pendingReadComplete = false
+
+        init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
+             onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+            self.id = id
+            self.port = port
+            self.eventLoop = eventLoop
+            self.sameLoop = eventLoop === port.eventLoop
+            self.onReceive = onReceive
+            self.onReadComplete = onReadComplete
+        }
+
+        /// The shared sockets' addresses (the host candidates of every attached connection).
+        public var localAddresses: [TransportAddress] { port.sockets.localAddresses }
+
+        /// Routes requests for `localUfrag` here too (after an ICE restart). Callable from any loop.
+        public func register(localUfrag: String) {
+            port.onLoop { [self] in port.demultiplexer.register(localUfrag: localUfrag, for: id) }
+        }
+
+        /// Queues a datagram on the shared socket bound to `local`; `flush()` sends the batch.
+        /// Call on this attachment's event loop.
+        public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) {
+            // RTP/RTCP (RFC 7983: 128...191) goes to the selected pair, whose address was already
+            // learned by its checks; only STUN and DTLS teach the demultiplexer new sources.
+            let learns = !(128...191).contains(bytes.first ?? 0)
+            if sameLoop {
+                if learns { port.demultiplexer.noteSent(to: remote, by: id) }
+                try? port.sockets.send(bytes, from: local, to: remote)
+            } else {
+                // The demultiplexer is confined to the port's loop, so a connection on another loop
+                // hops there (once per datagram; NIO would hop for the socket write anyway).
+                port.eventLoop.execute { [self] in
+                    if learns { port.demultiplexer.noteSent(to: remote, by: id) }
+                    try? port.sockets.send(bytes, from: local, to: remote)
+                }
+            }
+        }
+
+        public func flush() {
+            if sameLoop { port.sockets.flush() } else { port.eventLoop.execute { [port] in port.sockets.flush() } }
+        }
+
+        /// Stops routing to this connection: its ufrags and learned sources are forgotten.
+        public func detach() async {
+            try? await port.eventLoop.submit { [self] in
+                port.demultiplexer.unregister(id)
+                port.attachments[id] = nil
+            }.get()
+        }
+    }
+
+    public let eventLoop: any EventLoop
+    /// Set once in `bind` before the port is handed out; immutable afterwards.
+    public private(set) var sockets: UDPSocketSet!
+    fileprivate var demultiplexer = SharedPortDemultiplexer<Int>()
+    fileprivate var attachments: [Int: Attachment] = [:]
+    private var nextID = 0
+    private var pending: [Attachment] = []
+    private var detachedDrops = 0
+
+    private init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// The shared port's addresses.
+    public var localAddresses: [TransportAddress] { sockets.localAddresses }
+
+    /// Binds one socket per address on `port` (0: one ephemeral port per socket, for tests).
+    /// `configuration.portRange` is ignored: the port is the setting. A server socket carries many
+    /// streams: give it a large batch (the default 32) and, for many connections, `socketBufferBytes`.
+    public static func bind(addresses: [IPAddress], port: UInt16, configuration: UDPSocketSet.Configuration = .init(),
+                            eventLoop: any EventLoop) async throws -> SharedUDPPort {
+        let shared = SharedUDPPort(eventLoop: eventLoop)
+        var configuration = configuration
+        configuration.portRange = port == 0 ? nil : port...port
+        let sockets = try await UDPSocketSet.bind(
+            addresses: addresses, configuration: configuration, eventLoop: eventLoop,
+            onReceive: { [shared] datagram in shared.receive(datagram) },
+            onReadComplete: { [shared] in shared.readComplete() })
+        try await eventLoop.submit { shared.sockets = sockets }.get()
+        return shared
+    }
+
+    /// Attaches a connection whose local ufrag is `localUfrag`. `onReceive` and `onReadComplete` run
+    /// on `eventLoop` (the connection's loop), the second after each batch that brought it datagrams.
+    public func attach(localUfrag: String, eventLoop connectionLoop: any EventLoop,
+                       onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                       onReadComplete: @escaping @Sendable () -> Void) async throws -> Attachment {
+        try await eventLoop.submit { [self] in
+            nextID += 1
+            let attachment = Attachment(id: nextID, port: self, eventLoop: connectionLoop,
+                                        onReceive: onReceive, onReadComplete: onReadComplete)
+            attachments[nextID] = attachment
+            demultiplexer.register(localUfrag: localUfrag, for: nextID)
+            return attachment
+        }.get()
+    }
+
+    public func statistics() async throws -> Statistics {
+        try await eventLoop.submit { [self] in
+            Statistics(unroutedDrops: demultiplexer.unroutedDrops + detachedDrops,
+                       badUsernameDrops: demultiplexer.badUsernameDrops, attachments: attachments.count)
+        }.get()
+    }
+
+    /// Closes the sockets (attached connections stop receiving).
+    public func close() async {
+        await sockets.close()
+    }
+
+    fileprivate func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
+    }
+
+    private func receive(_ datagram: ReceivedDatagram) {
+        guard let id = demultiplexer.route(datagram.bytes, from: datagram.source) else { return }
+        guard let attachment = attachments[id] else {
+            detachedDrops += 1
+            return
+        }
+        if attachment.sameLoop {
+            attachment.onReceive(datagram)
+            if !attachment.pendingReadComplete {
+                attachment.pendingReadComplete = true
+                pending.append(attachment)
+            }
+        } else {
+            // A connection on another loop must handle its datagrams there (its core is confined to
+            // that loop): one hop per datagram, then its flush, only for connections not on this loop.
+            attachment.eventLoop.execute {
+                attachment.onReceive(datagram)
+                attachment.onReadComplete()
+            }
+        }
+    }
+
+    private func readComplete() {
+        guard !pending.isEmpty else { return }
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        for attachment in batch {
+            attachment.pendingReadComplete = false
+            attachment.onReadComplete()
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import DTLS
+import ICE
+import NIOCore
+import NIOPosix
+import RTP
+import SDP
+import Testing
+import Wire
+@testable import PeerConnection
+
+/// Many connections on one UDP port (`SharedUDPPort`), each talking to its own remote peer.
+@Suite struct SharedPortTests {
+    private static let loopback = IPAddress("127.0.0.1")!
+
+    private func connect(_ offerer: PeerConnectionDriver, _ answerer: PeerConnectionDriver) async throws {
+        let offer = try await offerer.withCore { try $0.createOffer(now: .now()).serialized() }
+        let answer = try await answerer.withCore { try $0.acceptOffer(try SessionDescription(parsing: offer), now: .now()).serialized() }
+        try await offerer.withCore { try $0.setRemoteAnswer(try SessionDescription(parsing: answer), now: .now()) }
+        let offererCandidates = try await offerer.withCore { $0.localCandidates }
+        let answererCandidates = try await answerer.withCore { $0.localCandidates }
+        try await answerer.withCore { core in for candidate in offererCandidates { core.addRemoteCandidate(candidate) } }
+        try await offerer.withCore { core in for candidate in answererCandidates { core.addRemoteCandidate(candidate) } }
+    }
+
+    private func send(_ count: Int, from driver: PeerConnectionDriver, ssrc: UInt32, payload: [UInt8], firstSequence: Int) async throws {
+        try await driver.withCore { core in
+            for index in 0..<count {
+                let sequence = firstSequence + index
+                core.sendRTP(RTPPacket(payloadType: 111, sequenceNumber: SequenceNumber(rawValue: UInt16(sequence)),
+                                       timestamp: RTPTimestamp(rawValue: UInt32(sequence * 960)), ssrc: SSRC(rawValue: ssrc), payload: payload[...]).serialized())
+            }
+        }
+    }
+
+    private func waitFor(_ condition: () -> Bool) async throws {
+        for _ in 0..<600 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    @Test func threeConnectionsOnOneSharedPortCarryTheirOwnMediaAndSurviveAClose() async throws {
+        // Two loops: connections 0 and 2 run on the port's loop, connection 1 on the other (the hop path).
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let portLoop = group.next(), otherLoop = group.next()
+        #expect(otherLoop !== portLoop)
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: portLoop)
+        let portAddress = try #require(port.localAddresses.first)
+
+        let count = 3
+        var shared: [PeerConnectionDriver] = [], remote: [PeerConnectionDriver] = []
+        var sharedLogs: [EventLog] = [], remoteLogs: [EventLog] = []
+        for index in 0..<count {
+            let sharedLog = EventLog(), remoteLog = EventLog()
+            shared.append(try await PeerConnectionDriver.start(
+                configuration: PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ssrc: UInt32(100 + index)),
+                sharedPort: port, eventLoop: index == 1 ? otherLoop : portLoop, onEvent: { sharedLog.record($0) }))
+            remote.append(try await PeerConnectionDriver.start(
+                configuration: PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ssrc: UInt32(200 + index)),
+                interfaces: .loopbackOnly, eventLoop: group.next(), onEvent: { remoteLog.record($0) }))
+            sharedLogs.append(sharedLog)
+            remoteLogs.append(remoteLog)
+        }
+        for index in 0..<count {
+            #expect(try await shared[index].withCore { $0.localCandidates.map(\.port) } == [portAddress.port])
+            #expect(shared[index].sockets == nil)
+            // Alternate who offers, so the shared side is once ICE-controlling, once controlled.
+            if index % 2 == 0 { try await connect(shared[index], remote[index]) } else { try await connect(remote[index], shared[index]) }
+        }
+        let logs = sharedLogs + remoteLogs
+        try await waitFor { logs.allSatisfy { $0.connectedAt.withLock { $0 } != nil } }
+        for (index, log) in logs.enumerated() { #expect(log.connectedAt.withLock { $0 } != nil, "connection \(index) did not connect") }
+
+        // Media both ways on each connection, with its own SSRCs and payloads.
+        for index in 0..<count {
+            try await send(20, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: 0)
+            try await send(20, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: 0)
+        }
+        try await waitFor { logs.allSatisfy { $0.rtp.withLock { $0.count } >= 20 } }
+        for index in 0..<count {
+            let atRemote = remoteLogs[index].rtp.withLock { $0 }, atShared = sharedLogs[index].rtp.withLock { $0 }
+            #expect(atRemote.count == 20)
+            #expect(atRemote.allSatisfy { $0.ssrc.rawValue == UInt32(100 + index) && Array($0.payload) == [UInt8(index), 0x5A] })
+            #expect(atShared.count == 20)
+            #expect(atShared.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) && Array($0.payload) == [UInt8(index), 0xA5] })
+        }
+
+        // Garbage to the shared port from an unknown source: counted, dropped, nobody hears it.
+        let before = try await port.statistics()
+        #expect(before.attachments == count)
+        let stranger = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: portLoop, onReceive: { _ in })
+        let strangerAddress = stranger.localAddresses[0]
+        let stunHeaderWithoutUsername: [UInt8] = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42] + [UInt8](repeating: 7, count: 12)
+        let garbage: [[UInt8]] = [
+            [0x80, 0x6F, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 100, 1, 2, 3],  // RTP-looking
+            [0x17, 0xFE, 0xFD] + [UInt8](repeating: 0, count: 30),        // DTLS-looking
+            [UInt8](repeating: 0xFF, count: 200),
+            [0x42],
+        ]
+        try await portLoop.submit {
+            for datagram in garbage + [stunHeaderWithoutUsername] { try stranger.send(datagram, from: strangerAddress, to: portAddress) }
+            stranger.flush()
+        }.get()
+        var after = before
+        for _ in 0..<400 where after.unroutedDrops - before.unroutedDrops < garbage.count || after.badUsernameDrops == before.badUsernameDrops {
+            try await Task.sleep(for: .milliseconds(5))
+            after = try await port.statistics()
+        }
+        #expect(after.unroutedDrops - before.unroutedDrops == garbage.count)
+        #expect(after.badUsernameDrops - before.badUsernameDrops == 1)
+        await stranger.close()
+
+        // Closing connection 1 detaches it; 0 and 2 keep carrying media.
+        await shared[1].close()
+        #expect(try await port.statistics().attachments == count - 1)
+        for index in [0, 2] {
+            try await send(10, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: 20)
+            try await send(10, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: 20)
+        }
+        try await waitFor { [0, 2].allSatisfy { sharedLogs[$0].rtp.withLock { $0.count } >= 30 && remoteLogs[$0].rtp.withLock { $0.count } >= 30 } }
+        for index in [0, 2] {
+            #expect(remoteLogs[index].rtp.withLock { $0.count } == 30)
+            #expect(sharedLogs[index].rtp.withLock { $0.count } == 30)
+            #expect(sharedLogs[index].rtp.withLock { $0.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) } })
+        }
+        // What the closed connection's peer still sends is dropped, not delivered to a neighbour.
+        let droppedBefore = try await port.statistics().unroutedDrops
+        try await send(5, from: remote[1], ssrc: 201, payload: [1, 0xA5], firstSequence: 20)
+        var droppedAfter = droppedBefore
+        for _ in 0..<400 where droppedAfter - droppedBefore < 5 {
+            try await Task.sleep(for: .milliseconds(5))
+            droppedAfter = try await port.statistics().unroutedDrops
+        }
+        #expect(droppedAfter - droppedBefore >= 5)
+        #expect(sharedLogs[1].rtp.withLock { $0.count } == 20)
+        for index in [0, 2] { #expect(sharedLogs[index].rtp.withLock { $0.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) } }) }
+
+        for driver in [shared[0], shared[2]] + remote { await driver.close() }
+        #expect(try await port.statistics().attachments == 0)
+        await port.close()
+        try await group.shutdownGracefully()
+    }
+}
