@@ -404,3 +404,18 @@ import Wire
         await room.close()
     }
 }
+
+@Suite struct EventsLogTests {
+    /// A line after close (a late event during shutdown) or to a removed directory is dropped, not fatal.
+    @Test func appendAfterCloseOrRemovalIsDroppedNotFatal() throws {
+        let directory = NSTemporaryDirectory() + "peerd-events-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = EventsLog(directory: directory)
+        log.append("join", participant: "a")
+        log.close()
+        log.append("leave", participant: "a")
+        let lines = try String(contentsOfFile: directory + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("\"join\""))
+    }
+}

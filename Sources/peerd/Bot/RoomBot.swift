@@ -181,8 +181,10 @@ final class RoomBot: @unchecked Sendable {
     }
 
     /// Leaves the room, closes every connection (RTCP BYE, DTLS close_notify) and finalizes files.
+    /// A second call (a signal handler and a caller both stopping) returns at once.
     func stop() async {
-        let drivers: [PeerConnectionDriver] = (try? await loop.submit {
+        let drivers: [PeerConnectionDriver]? = (try? await loop.submit { () -> [PeerConnectionDriver]? in
+            guard !self.stopped else { return nil }
             // The last statistics, of the connections as they were before leaving.
             self.writeStats(now: .now())
             self.stopped = true
@@ -200,7 +202,8 @@ final class RoomBot: @unchecked Sendable {
                 self.roomMix = nil
             }
             return drivers
-        }.get()) ?? []
+        }.get()) ?? nil
+        guard let drivers else { return }
         try? await client.leave()
         for driver in drivers { await driver.close() }
         await client.stop()
