@@ -17,7 +17,8 @@ public struct PeerConnectionConfiguration: Sendable {
     public var ssrc: UInt32
     public var cname: String
     public var streamID: String
-    /// TURN servers: one UDP allocation per server and host socket of the same family gives a relay
+    /// TURN servers: one UDP allocation per server and host socket of the same family (one per family for
+    /// TCP/TLS servers, whose connections the shell opens: `turnStreamConnections`) gives a relay
     /// candidate. A server that answers errors or nothing gives none (counted, see `turnFailures`).
     public var turnServers: [TURNServerConfiguration] = []
     /// `.relay` uses relayed candidates only (browsers' `iceTransportPolicy: "relay"`).
@@ -26,6 +27,8 @@ public struct PeerConnectionConfiguration: Sendable {
     public var turn = TURNConfiguration()
     /// An allocation not made within this time is given up (counted), so that gathering completes.
     public var turnAllocationTimeout: Duration = .seconds(5)
+    /// How the shell verifies `turns:` servers' certificates.
+    public var turnTLSTrust: TURNTLSTrust = .system
 
     public init(certificate: DTLSCertificate, ice: ICEAgentConfiguration = ICEAgentConfiguration(), stunServers: [TransportAddress] = [],
                 srtpProfiles: [SRTPProfile] = SRTPProfile.defaultPreference, sendsAudio: Bool = true, trickle: Bool = true,
@@ -148,6 +151,9 @@ public final class PeerConnectionCore {
     private var eventHead = 0
     private var transmits: [(bytes: [UInt8], from: TransportAddress, to: TransportAddress)] = []
     private var transmitHead = 0
+    /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
+    private var streamTransmits: [(connection: Int, bytes: [UInt8])] = []
+    private var streamTransmitHead = 0
     private var isClosed = false
     /// TURN allocations, one per configured server and host base of the same family.
     private var relays: [Relay] = []
@@ -174,12 +180,18 @@ public final class PeerConnectionCore {
                                       address: .ip(base.ip), port: base.port, type: .host,
                                       extensions: [.init(name: "generation", value: "0")])
             hostCandidates.append((candidate, base))
-            for server in configuration.turnServers where server.transport == .udp && server.address.ip.isIPv4 == base.ip.isIPv4 {
+            for server in configuration.turnServers where server.address.ip.isIPv4 == base.ip.isIPv4 {
+                // A stream server gets one connection (and allocation) for the family, not one per host socket.
+                if server.isStream, relays.contains(where: { $0.stream?.server == server.address && $0.stream?.tls == server.tls }) { continue }
                 var turn = configuration.turn
                 if turn.randomSeed != nil { turn.randomSeed! &+= UInt64(relays.count) }
-                relays.append(Relay(client: TURNClient(server: server.address, username: server.username,
-                                                       password: server.credential, configuration: turn),
-                                    base: base, localPreference: preference))
+                var relay = Relay(client: TURNClient(server: server.address, username: server.username,
+                                                     password: server.credential, configuration: turn),
+                                  base: base, localPreference: preference)
+                if server.isStream {
+                    relay.stream = TURNStreamConnection(id: relays.count, server: server.address, tls: server.tls)
+                }
+                relays.append(relay)
             }
             guard configuration.iceTransportPolicy == .all else { continue }
             agent?.addLocalCandidate(candidate, base: base)
@@ -382,7 +394,7 @@ public final class PeerConnectionCore {
 
     private func demultiplex(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime, relayed: Bool) {
         guard let first = datagram.first else { return }
-        let relayIndex = relayed ? nil : relays.firstIndex { $0.base == local && $0.client.server == source }
+        let relayIndex = relayed ? nil : relays.firstIndex { $0.stream == nil && $0.base == local && $0.client.server == source }
         switch PacketClass.classify(firstByte: first) {
         case .stun:
             // A TURN server may be a STUN server too: Binding goes to the agent, other methods to TURN.
@@ -520,6 +532,59 @@ public final class PeerConnectionCore {
         return next
     }
 
+    /// TURN servers to reach over TCP or TLS: the shell opens one connection for each, feeds what it reads
+    /// to `handleTURNStreamBytes`, writes what `pollTURNStreamTransmit` returns and reports a closed stream
+    /// with `turnStreamClosed`.
+    public var turnStreamConnections: [TURNStreamConnection] { relays.compactMap(\.stream) }
+
+    /// Bytes to write on a TURN stream connection (messages already framed).
+    public func pollTURNStreamTransmit() -> (connection: Int, bytes: [UInt8])? {
+        guard streamTransmitHead < streamTransmits.count else { return nil }
+        let next = streamTransmits[streamTransmitHead]
+        streamTransmitHead += 1
+        if streamTransmitHead == streamTransmits.count {
+            streamTransmits.removeAll(keepingCapacity: true)
+            streamTransmitHead = 0
+        }
+        return next
+    }
+
+    /// Bytes read from a TURN stream connection: any split of the server's messages. Garbage fails the
+    /// allocation (the shell should close the connection: `turnStreamConnectionFailed` tells it).
+    public func handleTURNStreamBytes(_ bytes: [UInt8], connection: Int, now: MonotonicTime) {
+        guard !isClosed, let index = relays.firstIndex(where: { $0.stream?.id == connection }) else { return }
+        advance(now)
+        relays[index].framer.append(bytes)
+        do {
+            while let message = try relays[index].framer.nextMessage() {
+                counters.datagramsReceived += 1
+                counters.bytesReceived += message.bytes.count
+                if case .stun = message, Self.stunMethod(message.bytes) == 0x001 { continue }  // no Binding over TURN streams
+                receiveFromTURNServer(index, message.bytes, now: now)
+            }
+        } catch {
+            turnStreamClosed(connection: connection, now: now)
+        }
+        drainRelays(now: now)
+        drainAgent(now: now)
+        drainDTLS(now: now)
+    }
+
+    /// Whether a stream connection failed on garbage (the shell closes it).
+    public func turnStreamConnectionFailed(_ connection: Int) -> Bool {
+        relays.first(where: { $0.stream?.id == connection })?.framer.failure != nil
+    }
+
+    /// A TURN stream connection could not be opened or was closed: its allocation is gone.
+    public func turnStreamClosed(connection: Int, now: MonotonicTime) {
+        guard !isClosed, let index = relays.firstIndex(where: { $0.stream?.id == connection }),
+              !relays[index].streamClosed else { return }
+        relays[index].streamClosed = true
+        relays[index].client.close(now: now)
+        while relays[index].client.pollTransmit() != nil {}
+        relayFailed(index, error: .streamClosed)
+    }
+
     public func pollEvent() -> PeerConnectionEvent? {
         guard eventHead < events.count else { return nil }
         let next = events[eventHead]
@@ -653,6 +718,10 @@ struct Relay {
     /// Peers whose ChannelBind failed: Send indications only for them.
     var noChannel: Set<TransportAddress> = []
     var held: [(peer: TransportAddress, bytes: [UInt8])] = []
+    /// Set when the server is reached over TCP or TLS rather than from `base`'s UDP socket.
+    var stream: TURNStreamConnection?
+    var framer = TURNStreamFramer()
+    var streamClosed = false
 
     var relayedAddress: TransportAddress? { client.relayedAddress }
 
@@ -703,15 +772,26 @@ extension PeerConnectionCore {
         }
         let wrapped = relays[index].client.wrap(payload: bytes, to: peer)
         counters.relayedDatagramsSent += 1
-        queueDirect(wrapped, from: relays[index].base, to: relays[index].client.server)
+        sendToServer(index, wrapped)
         drainRelays(now: now)
+    }
+
+    /// Sends a message to allocation `index`'s server: a datagram from its host socket, or framed on its stream.
+    private func sendToServer(_ index: Int, _ bytes: [UInt8]) {
+        guard let stream = relays[index].stream else {
+            queueDirect(bytes, from: relays[index].base, to: relays[index].client.server)
+            return
+        }
+        counters.datagramsSent += 1
+        counters.bytesSent += bytes.count
+        streamTransmits.append((stream.id, TURNStreamFramer.framed(bytes)))
     }
 
     /// Sends what the TURN clients produced and handles their events.
     private func drainRelays(now: MonotonicTime) {
         for index in relays.indices {
             while let datagram = relays[index].client.pollTransmit() {
-                queueDirect(datagram, from: relays[index].base, to: relays[index].client.server)
+                sendToServer(index, datagram)
             }
             while let event = relays[index].client.pollEvent() {
                 handleRelayEvent(index, event, now: now)
@@ -777,7 +857,7 @@ extension PeerConnectionCore {
         for item in ready {
             let wrapped = relays[index].client.wrap(payload: item.bytes, to: item.peer)
             counters.relayedDatagramsSent += 1
-            queueDirect(wrapped, from: relays[index].base, to: relays[index].client.server)
+            sendToServer(index, wrapped)
         }
     }
 }

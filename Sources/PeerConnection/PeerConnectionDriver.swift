@@ -20,6 +20,8 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
     private var closed = false
+    /// TCP/TLS connections to the TURN servers reached over streams (none for UDP-only configurations).
+    private var turnStreams: TURNStreamTransport?
     /// False while only SRTP/SRTCP arrived since the timer was last armed: media never moves the
     /// core's timers, so a read batch of media skips the `nextTimeout` computation.
     private var timersMayHaveMoved = true
@@ -79,6 +81,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             driver.eventHandler = onEvent
             driver.core.addHostCandidates(attachment.localAddresses)
             driver.core.endOfLocalCandidates()
+            driver.openTURNStreams()
             driver.pump()
         }.get()
         return driver
@@ -97,6 +100,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             driver.eventHandler = onEvent
             driver.core.addHostCandidates(sockets.localAddresses)
             driver.core.endOfLocalCandidates()
+            driver.openTURNStreams()
             driver.pump()
         }.get()
         return driver
@@ -128,6 +132,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             flush()
             closed = true
             timer?.cancel()
+            turnStreams?.closeAll()
             return sharedPort
         }.get()
         await sockets?.close()
@@ -164,6 +169,9 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     private func drain() {
         while let event = core.pollEvent() { eventHandler(event) }
+        if let turnStreams {
+            while let transmit = core.pollTURNStreamTransmit() { turnStreams.send(transmit.bytes, connection: transmit.connection) }
+        }
         if let sockets {
             while let transmit = core.pollTransmit() {
                 try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
@@ -173,6 +181,28 @@ public final class PeerConnectionDriver: @unchecked Sendable {
                 sharedPort.send(transmit.bytes, from: transmit.from, to: transmit.to)
             }
         }
+    }
+
+    /// Opens the TCP/TLS connections of the TURN servers the core reaches over streams (on the loop).
+    private func openTURNStreams() {
+        let connections = core.turnStreamConnections
+        guard !connections.isEmpty else { return }
+        let transport = TURNStreamTransport(
+            eventLoop: eventLoop, trust: core.configuration.turnTLSTrust,
+            onBytes: { [weak self] id, bytes in
+                guard let self, !closed else { return }
+                timersMayHaveMoved = true
+                core.handleTURNStreamBytes(bytes, connection: id, now: .now())
+                if core.turnStreamConnectionFailed(id) { turnStreams?.close(connection: id) }
+                pump()
+            },
+            onClosed: { [weak self] id in
+                guard let self, !closed else { return }
+                core.turnStreamClosed(connection: id, now: .now())
+                pump()
+            })
+        turnStreams = transport
+        for connection in connections { transport.open(connection) }
     }
 
     private func armTimer() {

@@ -20,6 +20,8 @@ public enum TURNError: Error, Equatable, Sendable {
     case channelsExhausted
     /// The allocation is closing, closed or failed.
     case notActive
+    /// The TCP or TLS connection to the server failed, closed, or carried garbage.
+    case streamClosed
 }
 
 /// What a `TURNClient` reports, in order, through `pollEvent()`.

@@ -22,7 +22,7 @@ final class TURNServerProcess {
 
     /// `namespace`: run it there (root). `loopbackPeers`: allow relaying to 127.0.0.0/8 (loopback tests).
     init(listening ip: IPAddress = IPAddress("127.0.0.1")!, port: UInt16? = nil, namespace: String? = nil,
-         loopbackPeers: Bool = true, extraArguments: [String] = []) throws {
+         loopbackPeers: Bool = true, tls: (certificate: String, key: String, port: UInt16)? = nil, extraArguments: [String] = []) throws {
         guard let binary = Self.binary else {
             throw TestSetupFailure("coturn's turnserver not found (apt-get install -y coturn)")
         }
@@ -34,12 +34,17 @@ final class TURNServerProcess {
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         var arguments = [
             "-n", "--listening-ip=\(ip)", "--relay-ip=\(ip)", "--listening-port=\(port)", "--lt-cred-mech", "--user=u:p", "--realm=test",
-            "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli", "--log-file=stdout", "--simple-log",
+            "--no-dtls", "--no-tcp-relay", "--no-cli", "--log-file=stdout", "--simple-log",
             "--pidfile=\(directory.appendingPathComponent("pid").path)",
             "--userdb=\(directory.appendingPathComponent("turndb").path)",
             "--min-port=49152", "--max-port=49999",
         ]
         if loopbackPeers { arguments.append("--allow-loopback-peers") }
+        if let tls {
+            arguments += ["--cert=\(tls.certificate)", "--pkey=\(tls.key)", "--tls-listening-port=\(tls.port)"]
+        } else {
+            arguments.append("--no-tls")
+        }
         arguments += extraArguments
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
