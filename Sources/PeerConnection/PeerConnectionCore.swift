@@ -185,6 +185,11 @@ public final class PeerConnectionCore {
                 if server.isStream, relays.contains(where: { $0.stream?.server == server.address && $0.stream?.tls == server.tls }) { continue }
                 var turn = configuration.turn
                 if turn.randomSeed != nil { turn.randomSeed! &+= UInt64(relays.count) }
+                if server.isStream {
+                    // RFC 8489 section 6.2.2: no retransmissions over a reliable transport; give up after Ti = 39.5 s.
+                    turn.maxTransmissions = 1
+                    turn.lastWaitMultiplier = max(1, Int((Duration.milliseconds(39_500) / turn.initialRTO).rounded(.up)))
+                }
                 var relay = Relay(client: TURNClient(server: server.address, username: server.username,
                                                      password: server.credential, configuration: turn),
                                   base: base, localPreference: preference)
