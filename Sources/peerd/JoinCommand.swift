@@ -93,6 +93,12 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.", valueName: "on|off"))
     var trickle = "on"
 
+    @Option(help: ArgumentHelp("One UDP port for every connection, demultiplexed by ICE username (servers behind firewalls), e.g. --port 3478.", valueName: "PORT"))
+    var port: UInt16?
+
+    @Option(help: ArgumentHelp("UDP ports each connection binds its own sockets from, e.g. --port-range 40000-40099.", valueName: "A-B"))
+    var portRange: String?
+
     @Flag(help: "Also use loopback addresses (for tests on one machine).")
     var loopback = false
 
@@ -134,8 +140,22 @@ struct JoinCommand: AsyncParsableCommand {
         }
         guard let policy = ICETransportPolicy(rawValue: iceTransportPolicy) else { throw ValidationError("--ice-transport-policy must be all or relay") }
         guard policy == .all || !turn.isEmpty else { throw ValidationError("--ice-transport-policy relay needs a --turn server") }
+        if let portRange, Self.parsePortRange(portRange) == nil { throw ValidationError("--port-range must be A-B with 1 <= A <= B <= 65535") }
+        if port != nil && portRange != nil { throw ValidationError("choose one of --port and --port-range") }
+        if port == 0 { throw ValidationError("--port must be 1...65535") }
+        if port != nil && !(stun.isEmpty && turn.isEmpty) {
+            // The shared port routes STUN/TURN server responses by source: every connection would ask the same server.
+            throw ValidationError("--port does not combine with --stun or --turn yet (one server's responses cannot be told apart between connections on one port)")
+        }
         let sources = [play != nil, tone != nil, alsa != nil, echo].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("choose one of --play, --tone, --alsa, --echo") }
+    }
+
+    /// "40000-40099" → 40000...40099 (nil when malformed, reversed, or including port 0).
+    static func parsePortRange(_ text: String) -> ClosedRange<UInt16>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let low = UInt16(parts[0]), let high = UInt16(parts[1]), low >= 1, low <= high else { return nil }
+        return low...high
     }
 
     func run() async throws {
@@ -179,7 +199,17 @@ struct JoinCommand: AsyncParsableCommand {
         }
         options.iceTransportPolicy = ICETransportPolicy(rawValue: iceTransportPolicy) ?? .all
 
-        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        options.portRange = portRange.flatMap(Self.parsePortRange)
+        if let port {
+            let addresses = NetworkInterfaces.addresses().filter { options.interfaces.admits($0) }.map(\.address)
+            let unique = addresses.reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
+            // Every participant's stream arrives on these sockets: a larger kernel buffer absorbs bursts.
+            options.sharedPort = try await SharedUDPPort.bind(addresses: unique, port: port,
+                                                              configuration: .init(socketBufferBytes: 1 << 20), eventLoop: loop)
+            logger.info("one UDP port for every connection: \(options.sharedPort?.localAddresses.map(\.description) ?? [])")
+        }
+        let bot = try RoomBot(options: options, loop: loop, logger: logger)
         let runner = Task { await bot.run() }
         let roomID = options.room
         let statusTask: Task<Void, Never>? = status && logFormat == .plain && Console.shared.isTTY ? Task {
@@ -195,6 +225,7 @@ struct JoinCommand: AsyncParsableCommand {
         logger.info("leaving the room")
         let deadline = Task { try await Task.sleep(for: .seconds(2)); logger.warning("shutdown took over 2 s") }
         await bot.stop()
+        await options.sharedPort?.close()
         deadline.cancel()
         runner.cancel()
         for summary in await bot.summaries() {

@@ -32,6 +32,10 @@ struct RoomBotOptions: Sendable {
     var stunServers: [TransportAddress] = []
     var trickle = true
     var interfaces = InterfaceFilter()
+    /// One UDP port for every connection (`--port`), demultiplexed by ICE username; nil: each
+    /// connection binds its own sockets, on `portRange` (`--port-range`) when set.
+    var sharedPort: SharedUDPPort?
+    var portRange: ClosedRange<UInt16>?
     /// How long to wait for a participant's offer before offering ourselves.
     var offerDelay: Duration = .seconds(4)
     var trustedCAPEM: String?
@@ -506,11 +510,18 @@ final class RoomBot: @unchecked Sendable {
         configuration.turnServers = options.turnServers
         configuration.iceTransportPolicy = options.iceTransportPolicy
         let interfaces = options.interfaces
+        let sharedPort = options.sharedPort
+        var sockets = PeerConnectionDriver.defaultSocketConfiguration
+        sockets.portRange = options.portRange
         let id = peer.id
         Task {
             do {
-                let driver = try await PeerConnectionDriver.start(configuration: configuration, interfaces: interfaces, eventLoop: loop) {
-                    [weak self] event in self?.handlePeerEvent(id, event)
+                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [weak self] event in self?.handlePeerEvent(id, event) }
+                let driver = if let sharedPort {
+                    try await PeerConnectionDriver.start(configuration: configuration, sharedPort: sharedPort, eventLoop: loop, onEvent: onEvent)
+                } else {
+                    try await PeerConnectionDriver.start(configuration: configuration, interfaces: interfaces, sockets: sockets,
+                                                         eventLoop: loop, onEvent: onEvent)
                 }
                 loop.execute { self.attach(driver, to: id) }
             } catch {

@@ -1,0 +1,76 @@
+import ICE
+import NIOPosix
+import Testing
+@testable import peerd
+
+/// `peerd join --port N`: every connection of the room bot on one shared UDP port; `--port-range A-B`.
+@Suite struct SharedPortBotTests {
+    @Test func portOptionsAreParsedAndValidated() throws {
+        let base = ["ws://127.0.0.1:8080/ws", "--room", "general"]
+        #expect(try JoinCommand.parse(base + ["--port", "3478"]).port == 3478)
+        #expect(try JoinCommand.parse(base + ["--port-range", "40000-40099"]).portRange == "40000-40099")
+        #expect(JoinCommand.parsePortRange("40000-40099") == 40000...40099)
+        #expect(JoinCommand.parsePortRange("5000-5000") == 5000...5000)
+        for bad in ["40099-40000", "0-10", "1-70000", "40000", "a-b", "-5", "5-"] {
+            #expect(JoinCommand.parsePortRange(bad) == nil, "\(bad)")
+            #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port-range", bad]) }
+        }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "0"]) }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "3478", "--port-range", "40000-40099"]) }
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "3478", "--stun", "stun:127.0.0.1:3478"]) }
+        #expect(throws: (any Error).self) {
+            _ = try JoinCommand.parse(base + ["--port", "3478", "--turn", "turn:127.0.0.1", "--turn-username", "u", "--turn-credential", "p"])
+        }
+        _ = try JoinCommand.parse(base + ["--port-range", "40000-40099", "--stun", "stun:127.0.0.1:3478"])
+        let help = JoinCommand.helpMessage(columns: 200)
+        #expect(help.contains("--port ") && help.contains("--port-range"))
+    }
+
+    @Test func theBotBindsItsConnectionsInThePortRange() async throws {
+        // A free port to start the range at (the kernel's pick, released again).
+        let probe = try await UDPSocketSet.bind(addresses: [IPAddress("127.0.0.1")!], eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                                                onReceive: { _ in })
+        let low = probe.localAddresses[0].port
+        await probe.close()
+        let range = low...UInt16(min(Int(low) + 20, 65_535))
+        let room = try await BotConnectionTests.startRoom { options in options.portRange = range }
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "ranged")
+        try await BotConnectionTests.waitFor(seconds: 20) {
+            await participant.onLoop { $0.driver?.core.selectedPair != nil && $0.packetsReceived > 20 }
+        }
+        let botPort = await participant.onLoop { $0.driver?.core.selectedPair?.remoteAddress.port }
+        #expect(botPort.map { range.contains($0) } == true, "peerd's end of the pair: \(String(describing: botPort)), range \(range)")
+        await participant.leave()
+        await room.close()
+    }
+
+    @Test func twoParticipantsReachTheBotThroughOneSharedPort() async throws {
+        let sharedPort = try await SharedUDPPort.bind(addresses: [IPAddress("127.0.0.1")!], port: 0,
+                                                      eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        let room = try await BotConnectionTests.startRoom { options in
+            options.sharedPort = sharedPort
+            // A participant that joins as the second one sometimes never offers (the harness, also without a
+            // shared port): peerd then offers itself, as it does to browsers that wait.
+            options.offerDelay = .seconds(1)
+        }
+        let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "shared-a", options: .init(tone: 660))
+        let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "shared-b", options: .init(tone: 1_000))
+        let participants = [first, second]
+        func allFlowing() async -> Bool {
+            guard await room.bot.summaries().filter({ $0.packetsReceived > 50 }).count == 2 else { return false }
+            for participant in participants where await participant.onLoop({ $0.packetsReceived }) <= 50 { return false }
+            return true
+        }
+        try await BotConnectionTests.waitFor(seconds: 20) { await allFlowing() }
+        let received = [await first.onLoop { $0.packetsReceived }, await second.onLoop { $0.packetsReceived }]
+        let summaries = await room.bot.summaries(), statistics = try await sharedPort.statistics()
+        #expect(await allFlowing(), "audio both ways with both participants: \(summaries), participants got \(received), port \(statistics)")
+        #expect(try await sharedPort.statistics().attachments == 2)
+        await first.leave()
+        await second.leave()
+        await room.bot.stop()
+        #expect(try await sharedPort.statistics().attachments == 0)
+        await room.close()
+        await sharedPort.close()
+    }
+}
