@@ -147,13 +147,10 @@ public final class PeerConnectionCore {
     /// Remote addresses of earlier selected pairs (validated by ICE then): media from them is still
     /// accepted after an ICE restart or a pair switch while the peer moves over (SRTP authenticates it).
     private var earlierMediaRemotes: [TransportAddress] = []
-    private var events: [PeerConnectionEvent] = []
-    private var eventHead = 0
-    private var transmits: [(bytes: [UInt8], from: TransportAddress, to: TransportAddress)] = []
-    private var transmitHead = 0
+    private var events = OutputQueue<PeerConnectionEvent>()
+    private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
     /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
-    private var streamTransmits: [(connection: Int, bytes: [UInt8])] = []
-    private var streamTransmitHead = 0
+    private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
     private var isClosed = false
     /// TURN allocations, one per configured server and host base of the same family.
     private var relays: [Relay] = []
@@ -527,14 +524,7 @@ public final class PeerConnectionCore {
     }
 
     public func pollTransmit() -> (bytes: [UInt8], from: TransportAddress, to: TransportAddress)? {
-        guard transmitHead < transmits.count else { return nil }
-        let next = transmits[transmitHead]
-        transmitHead += 1
-        if transmitHead == transmits.count {
-            transmits.removeAll(keepingCapacity: true)
-            transmitHead = 0
-        }
-        return next
+        transmits.poll()
     }
 
     /// TURN servers to reach over TCP or TLS: the shell opens one connection for each, feeds what it reads
@@ -544,14 +534,7 @@ public final class PeerConnectionCore {
 
     /// Bytes to write on a TURN stream connection (messages already framed).
     public func pollTURNStreamTransmit() -> (connection: Int, bytes: [UInt8])? {
-        guard streamTransmitHead < streamTransmits.count else { return nil }
-        let next = streamTransmits[streamTransmitHead]
-        streamTransmitHead += 1
-        if streamTransmitHead == streamTransmits.count {
-            streamTransmits.removeAll(keepingCapacity: true)
-            streamTransmitHead = 0
-        }
-        return next
+        streamTransmits.poll()
     }
 
     /// Bytes read from a TURN stream connection: any split of the server's messages. Garbage fails the
@@ -591,14 +574,7 @@ public final class PeerConnectionCore {
     }
 
     public func pollEvent() -> PeerConnectionEvent? {
-        guard eventHead < events.count else { return nil }
-        let next = events[eventHead]
-        eventHead += 1
-        if eventHead == events.count {
-            events.removeAll(keepingCapacity: true)
-            eventHead = 0
-        }
-        return next
+        events.poll()
     }
 
     /// Sends DTLS close_notify (after the caller's RTCP BYE) and stops.

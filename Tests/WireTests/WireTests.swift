@@ -99,3 +99,18 @@ import Testing
         #expect(PacketClass.classify([0x16, 0xfe, 0xfd]) == .dtls)
     }
 }
+
+@Suite struct OutputQueueTests {
+    @Test func pollsInOrderAndReusesStorageAfterDraining() {
+        var queue = OutputQueue<Int>()
+        #expect(queue.poll() == nil && queue.isEmpty)
+        for i in 0..<5 { queue.append(i) }
+        #expect(queue.poll() == 0 && queue.poll() == 1)
+        queue.append(5)
+        var drained: [Int] = []
+        while let next = queue.poll() { drained.append(next) }
+        #expect(drained == [2, 3, 4, 5] && queue.isEmpty)
+        queue.append(9)
+        #expect(!queue.isEmpty && queue.poll() == 9 && queue.poll() == nil)
+    }
+}

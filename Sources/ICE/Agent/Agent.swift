@@ -136,10 +136,8 @@ public struct ICEAgent: Sendable {
     private var failed = false
     private var closed = false
 
-    private var transmits: [ICETransmit] = []
-    private var transmitHead = 0
-    private var events: [ICEEvent] = []
-    private var eventHead = 0
+    private var transmits = OutputQueue<ICETransmit>()
+    private var events = OutputQueue<ICEEvent>()
 
     public init(role: ICERole, localCredentials: ICECredentials, configuration: ICEAgentConfiguration = ICEAgentConfiguration()) {
         self.role = role
@@ -193,26 +191,12 @@ public struct ICEAgent: Sendable {
 
     /// The next datagram to send, if any.
     public mutating func pollTransmit() -> ICETransmit? {
-        guard transmitHead < transmits.count else { return nil }
-        let next = transmits[transmitHead]
-        transmitHead += 1
-        if transmitHead == transmits.count {
-            transmits.removeAll(keepingCapacity: true)
-            transmitHead = 0
-        }
-        return next
+        transmits.poll()
     }
 
     /// The next event, if any.
     public mutating func pollEvent() -> ICEEvent? {
-        guard eventHead < events.count else { return nil }
-        let next = events[eventHead]
-        eventHead += 1
-        if eventHead == events.count {
-            events.removeAll(keepingCapacity: true)
-            eventHead = 0
-        }
-        return next
+        events.poll()
     }
 
     // MARK: Local candidates

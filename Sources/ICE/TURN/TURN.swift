@@ -96,10 +96,8 @@ public struct TURNClient: Sendable {
     private var key: [UInt8]?
     private var random: TURNRandom
     private var transactions: [STUNTransactionID: Transaction] = [:]
-    private var outgoing: [[UInt8]] = []
-    private var outgoingHead = 0
-    private var events: [TURNEvent] = []
-    private var eventsHead = 0
+    private var outgoing = OutputQueue<[UInt8]>()
+    private var events = OutputQueue<TURNEvent>()
     private var refreshAt: MonotonicTime?
     private var permissions: [IPAddress: Permission] = [:]
     private var channels: [UInt16: Channel] = [:]
@@ -288,20 +286,12 @@ public struct TURNClient: Sendable {
 
     /// The next datagram for the server.
     public mutating func pollTransmit() -> [UInt8]? {
-        guard outgoingHead < outgoing.count else { return nil }
-        let datagram = outgoing[outgoingHead]
-        outgoingHead += 1
-        if outgoingHead == outgoing.count { outgoing.removeAll(keepingCapacity: true); outgoingHead = 0 }
-        return datagram
+        outgoing.poll()
     }
 
     /// The next event.
     public mutating func pollEvent() -> TURNEvent? {
-        guard eventsHead < events.count else { return nil }
-        let event = events[eventsHead]
-        eventsHead += 1
-        if eventsHead == events.count { events.removeAll(keepingCapacity: true); eventsHead = 0 }
-        return event
+        events.poll()
     }
 
     /// When `handleTimeout(now:)` should next be called.
