@@ -5,9 +5,14 @@ import Wire
 ///
 /// A connectivity check names its agent: the USERNAME of a Binding request is
 /// `<receiver's ufrag>:<sender's ufrag>`, and the receiver's ufrag is unique per agent. Once a request
-/// from a source was routed, everything else from that source (responses, DTLS, SRTP) goes to the
-/// same agent; so do datagrams from addresses an agent sent to (`noteSent`), which covers responses to
-/// its own checks before the peer's first request arrives.
+/// from a source was routed, everything else from that source (DTLS, SRTP) goes to the same agent;
+/// so do datagrams from addresses an agent sent DTLS to (`noteSent`).
+///
+/// A STUN response goes to the agent that sent the request with its transaction ID (`noteSent`
+/// remembers the IDs of the requests an agent sends), before any lookup by source: a STUN server
+/// answers every connection on the port from one address, so its address belongs to nobody. The
+/// table is bounded (`maximumPendingTransactions`, oldest dropped first, entries dropped when their
+/// response arrives); a response it no longer knows falls back to the lookup by source.
 public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
     private var byUfrag: [String: ID] = [:]
     private var bySource: [TransportAddress: ID] = [:]
@@ -15,10 +20,27 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
     /// Upper bound on remembered sources per agent (candidate pairs are bounded the same way).
     public var maximumSourcesPerAgent = 128
 
+    /// Transaction ID of a request an agent sent → the agent, and the serial of its entry in `transactionOrder`.
+    private var transactions: [STUNTransactionID: (id: ID, serial: UInt64)] = [:]
+    /// Insertion order of `transactions` (oldest first from `transactionHead`), for eviction; may hold
+    /// stale entries (answered or re-sent transactions), compacted when it grows past twice the bound.
+    private var transactionOrder: [(transaction: STUNTransactionID, serial: UInt64)] = []
+    private var transactionHead = 0
+    private var nextSerial: UInt64 = 0
+    /// Upper bound on remembered outstanding transactions (the oldest is forgotten first). A few
+    /// thousand covers the requests in flight of hundreds of connections (ICE paces them at 50/s).
+    public var maximumPendingTransactions = 4096
+
     /// Datagrams that matched no agent: an unknown ufrag, or a non-STUN datagram from an unknown source.
     public private(set) var unroutedDrops = 0
     /// STUN requests without a usable USERNAME.
     public private(set) var badUsernameDrops = 0
+    /// STUN responses whose transaction ID no agent sent (or was forgotten) and whose source is unknown.
+    public private(set) var unknownTransactionDrops = 0
+    /// Transactions forgotten unanswered because the table was full.
+    public private(set) var evictedTransactions = 0
+    /// Outstanding transactions currently remembered.
+    public var pendingTransactions: Int { transactions.count }
 
     public init() {}
 
@@ -27,16 +49,28 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
         byUfrag[localUfrag] = id
     }
 
-    /// Forgets `id`: its ufrags and sources.
+    /// Forgets `id`: its ufrags, sources and outstanding transactions.
     public mutating func unregister(_ id: ID) {
         byUfrag = byUfrag.filter { $0.value != id }
+        transactions = transactions.filter { $0.value.id != id }
         for source in sources[id] ?? [] where bySource[source] == id { bySource[source] = nil }
         sources[id] = nil
     }
 
-    /// `id` sent a datagram to `destination`: what comes back from there is its.
-    public mutating func noteSent(to destination: TransportAddress, by id: ID) {
-        remember(destination, for: id)
+    /// `id` sent `datagram` to `destination`. A STUN request: its response (by transaction ID) is
+    /// `id`'s; the destination is learned only while no other agent owns it (a STUN server answers
+    /// the requests of many agents from one address: its responses go by transaction ID anyway, and
+    /// the first agent keeps what else comes from there, such as a TURN server's Data indications).
+    /// Anything else but RTP/RTCP (RFC 7983: DTLS): what comes back from `destination` is `id`'s.
+    public mutating func noteSent(_ datagram: [UInt8], to destination: TransportAddress, by id: ID) {
+        guard let first = datagram.first, !(128...191).contains(first) else { return }
+        if Self.isSTUN(datagram) {
+            guard Self.stunClass(datagram) == 0 else { return }  // responses and indications teach nothing
+            rememberTransaction(Self.transactionID(datagram), for: id)
+            if bySource[destination] == nil { remember(destination, for: id) }
+        } else {
+            remember(destination, for: id)
+        }
     }
 
     /// The agent a received datagram belongs to, or nil (counted) when none.
@@ -55,11 +89,52 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
             remember(source, for: id)
             return id
         }
+        let isSTUNResponse = Self.isSTUN(datagram) && Self.stunClass(datagram) >= 2
+        if isSTUNResponse, let entry = transactions.removeValue(forKey: Self.transactionID(datagram)) {
+            return entry.id
+        }
         guard let id = bySource[source] else {
-            unroutedDrops += 1
+            if isSTUNResponse { unknownTransactionDrops += 1 } else { unroutedDrops += 1 }
             return nil
         }
         return id
+    }
+
+    /// A STUN header (RFC 8489 6: two zero bits, the magic cookie) on at least 20 bytes.
+    private static func isSTUN(_ datagram: [UInt8]) -> Bool {
+        datagram.count >= 20 && datagram[0] < 4
+            && datagram[4] == 0x21 && datagram[5] == 0x12 && datagram[6] == 0xA4 && datagram[7] == 0x42
+    }
+
+    /// The class bits (C1 C0): 0 request, 1 indication, 2 success response, 3 error response.
+    private static func stunClass(_ datagram: [UInt8]) -> Int {
+        Int(datagram[0] & 0x01) << 1 | Int(datagram[1] & 0x10) >> 4
+    }
+
+    private static func transactionID(_ datagram: [UInt8]) -> STUNTransactionID {
+        var high: UInt64 = 0, low: UInt32 = 0
+        for index in 8..<16 { high = high << 8 | UInt64(datagram[index]) }
+        for index in 16..<20 { low = low << 8 | UInt32(datagram[index]) }
+        return STUNTransactionID(high: high, low: low)
+    }
+
+    private mutating func rememberTransaction(_ transaction: STUNTransactionID, for id: ID) {
+        nextSerial += 1
+        transactions[transaction] = (id, nextSerial)  // a retransmission renews its entry
+        transactionOrder.append((transaction, nextSerial))
+        while transactions.count > max(1, maximumPendingTransactions), transactionHead < transactionOrder.count {
+            let oldest = transactionOrder[transactionHead]
+            transactionHead += 1
+            if transactions[oldest.transaction]?.serial == oldest.serial {
+                transactions[oldest.transaction] = nil
+                evictedTransactions += 1
+            }
+        }
+        if transactionOrder.count > 2 * max(1, maximumPendingTransactions) {
+            // Drop the stale entries (answered or renewed): what stays is at most the bound.
+            transactionOrder = transactionOrder[transactionHead...].filter { transactions[$0.transaction]?.serial == $0.serial }
+            transactionHead = 0
+        }
     }
 
     private mutating func remember(_ source: TransportAddress, for id: ID) {

@@ -4,12 +4,14 @@ import NIOCore
 /// as server deployments behind firewalls need (a single open port for every peer).
 ///
 /// Received datagrams go through a `SharedPortDemultiplexer` to the attachment (connection) they
-/// belong to: a Binding request by the local ufrag of its USERNAME, everything else by its source
-/// (learned from routed requests and from the addresses an attachment sent STUN/DTLS to). A datagram
-/// for no known attachment is counted and dropped.
+/// belong to: a Binding request by the local ufrag of its USERNAME, a STUN response by the transaction
+/// ID of the request the attachment sent (so several connections can ask the same STUN server),
+/// everything else by its source (learned from routed requests and from the addresses an attachment
+/// sent DTLS to). A datagram for no known attachment is counted and dropped.
 ///
 /// Limitation: a source is owned by one attachment at a time, so two connections on the port must
-/// not use the same TURN server (nor could they: TURN allows one allocation per 5-tuple).
+/// not allocate from the same TURN server through it (nor could they: TURN allows one allocation per
+/// 5-tuple; Data indications and ChannelData from the server carry no transaction ID).
 ///
 /// Thread-safety: the demultiplexer, the attachment table and the pending read-complete list are
 /// touched only on `eventLoop` (the sockets' loop); every entry point either runs there or hops
@@ -19,6 +21,8 @@ public final class SharedUDPPort: @unchecked Sendable {
     public struct Statistics: Sendable, Equatable {
         /// Datagrams that matched no attachment (unknown ufrag, unknown source, detached connection).
         public var unroutedDrops: Int
+        /// STUN responses to no remembered transaction, from an unknown source.
+        public var unknownTransactionDrops: Int
         /// STUN requests without a usable USERNAME.
         public var badUsernameDrops: Int
         public var attachments: Int
@@ -59,16 +63,16 @@ public final class SharedUDPPort: @unchecked Sendable {
         /// Call on this attachment's event loop.
         public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) {
             // RTP/RTCP (RFC 7983: 128...191) goes to the selected pair, whose address was already
-            // learned by its checks; only STUN and DTLS teach the demultiplexer new sources.
+            // learned by its checks; STUN requests teach their transaction IDs, DTLS its destination.
             let learns = !(128...191).contains(bytes.first ?? 0)
             if sameLoop {
-                if learns { port.demultiplexer.noteSent(to: remote, by: id) }
+                if learns { port.demultiplexer.noteSent(bytes, to: remote, by: id) }
                 try? port.sockets.send(bytes, from: local, to: remote)
             } else {
                 // The demultiplexer is confined to the port's loop, so a connection on another loop
                 // hops there (once per datagram; NIO would hop for the socket write anyway).
                 port.eventLoop.execute { [self] in
-                    if learns { port.demultiplexer.noteSent(to: remote, by: id) }
+                    if learns { port.demultiplexer.noteSent(bytes, to: remote, by: id) }
                     try? port.sockets.send(bytes, from: local, to: remote)
                 }
             }
@@ -137,6 +141,7 @@ public final class SharedUDPPort: @unchecked Sendable {
     public func statistics() async throws -> Statistics {
         try await eventLoop.submit { [self] in
             Statistics(unroutedDrops: demultiplexer.unroutedDrops + detachedDrops,
+                       unknownTransactionDrops: demultiplexer.unknownTransactionDrops,
                        badUsernameDrops: demultiplexer.badUsernameDrops, attachments: attachments.count)
         }.get()
     }

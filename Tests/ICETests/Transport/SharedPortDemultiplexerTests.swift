@@ -41,7 +41,7 @@ import Wire
                     _ = servers[id].handleDatagram(transmit.bytes, from: transmit.source, to: shared, now: now)
                 }
                 while let transmit = servers[index].pollTransmit() {
-                    demux.noteSent(to: transmit.destination, by: index)
+                    demux.noteSent(transmit.bytes, to: transmit.destination, by: index)
                     if let client = clientAddresses.firstIndex(of: transmit.destination) {
                         _ = clients[client].handleDatagram(transmit.bytes, from: shared, to: transmit.destination, now: now)
                     }
@@ -83,5 +83,123 @@ import Wire
         demux.unregister("x")
         #expect(demux.route(ours, from: stranger) == nil)
         #expect(demux.route([0x80, 0, 0, 0], from: stranger) == nil)
+    }
+
+    /// Two agents on one port gather from the same STUN server: the server answers both from one
+    /// address, and each response reaches the agent whose request carried its transaction ID.
+    @Test func twoAgentsAskTheSameSTUNServerAndEachGetsItsOwnResponse() throws {
+        let shared = TransportAddress("192.0.2.1:3478")!
+        let server = TransportAddress("203.0.113.9:3478")!
+        let mapped = TransportAddress("198.51.100.77:3478")!
+        var demux = SharedPortDemultiplexer<Int>()
+        var agents: [ICEAgent] = []
+        var configuration = ICEAgentConfiguration()
+        for index in 0..<2 {
+            configuration.seed = UInt64(30 + index)
+            var agent = ICEAgent(role: .controlled, localCredentials: .random(), configuration: configuration)
+            agent.addLocalCandidate(host(shared), base: shared)
+            agent.addSTUNServer(server)
+            agent.endOfLocalCandidates()
+            demux.register(localUfrag: agent.localCredentials.ufrag, for: index)
+            agents.append(agent)
+        }
+        // Collect each agent's first Binding request to the server (the port learns its transaction).
+        var now = MonotonicTime(nanoseconds: 1_000_000_000)
+        var requests: [(agent: Int, message: STUNMessage)] = []
+        for _ in 0..<20 where requests.count < 2 {
+            for index in 0..<2 {
+                agents[index].handleTimeout(now: now)
+                while let transmit = agents[index].pollTransmit() {
+                    demux.noteSent(transmit.bytes, to: transmit.destination, by: index)
+                    #expect(transmit.destination == server)
+                    let message = try STUNMessage(decoding: transmit.bytes)
+                    #expect(message.type == .bindingRequest)
+                    if !requests.contains(where: { $0.agent == index }) { requests.append((index, message)) }
+                }
+            }
+            now = now + .milliseconds(50)
+        }
+        try #require(requests.count == 2)
+        #expect(demux.pendingTransactions >= 2)
+        // The server answers in reverse order, from its one address; each response reaches its agent.
+        for (agent, request) in requests.reversed() {
+            let response = STUNMessage(type: .bindingSuccess, transactionID: request.transactionID,
+                                       attributes: [.xorMappedAddress(mapped)]).encoded(fingerprint: true)
+            #expect(demux.route(response, from: server) == agent)
+            _ = agents[agent].handleDatagram(response, from: server, to: shared, now: now)
+        }
+        for index in 0..<2 {
+            #expect(agents[index].localCandidates.contains { $0.type == .srflx && $0.port == mapped.port })
+        }
+        // The entries went with their responses: a duplicate of the first response now falls back to
+        // the source, which the first agent to ask owns (no response of the other agent is stolen by it).
+        let duplicate = STUNMessage(type: .bindingSuccess, transactionID: requests[1].message.transactionID,
+                                    attributes: [.xorMappedAddress(mapped)]).encoded(fingerprint: true)
+        #expect(demux.route(duplicate, from: server) == requests[0].agent)
+        #expect(demux.unknownTransactionDrops == 0 && demux.unroutedDrops == 0)
+    }
+
+    @Test func responsesToUnknownTransactionsAreDroppedAndCounted() throws {
+        var demux = SharedPortDemultiplexer<String>()
+        demux.register(localUfrag: "abcd", for: "x")
+        let server = TransportAddress("203.0.113.9:3478")!
+        let stranger = TransportAddress("203.0.113.5:1000")!
+        let request = STUNMessage(type: .bindingRequest, transactionID: .random()).encoded(fingerprint: true)
+        demux.noteSent(request, to: server, by: "x")
+        let unknown = STUNMessage(type: .bindingSuccess, transactionID: .random()).encoded(fingerprint: true)
+        let error = STUNMessage(type: .bindingError, transactionID: .random(), attributes: [.errorCode(code: 400, reason: "Bad")])
+            .encoded(fingerprint: true)
+        #expect(demux.route(unknown, from: stranger) == nil)
+        #expect(demux.route(error, from: stranger) == nil)
+        #expect(demux.unknownTransactionDrops == 2)
+        #expect(demux.unroutedDrops == 0)
+        // Indications and responses an agent sends teach no transaction.
+        let indication = STUNMessage(type: .bindingIndication, transactionID: .random()).encoded(fingerprint: true)
+        demux.noteSent(indication, to: stranger, by: "x")
+        demux.noteSent(unknown, to: stranger, by: "x")
+        #expect(demux.pendingTransactions == 1)
+        // Unregistering forgets the agent's transactions.
+        demux.unregister("x")
+        #expect(demux.pendingTransactions == 0)
+        let answer = STUNMessage(type: .bindingSuccess, transactionID: try STUNMessage(decoding: request).transactionID)
+            .encoded(fingerprint: true)
+        #expect(demux.route(answer, from: server) == nil)
+        #expect(demux.unknownTransactionDrops == 3)
+    }
+
+    @Test func theTransactionTableIsBoundedAndForgetsTheOldestFirst() throws {
+        var demux = SharedPortDemultiplexer<Int>()
+        demux.maximumPendingTransactions = 100
+        let server = TransportAddress("203.0.113.9:3478")!
+        var sent: [(id: Int, transaction: STUNTransactionID)] = []
+        for index in 0..<1000 {
+            let transaction = STUNTransactionID.random()
+            demux.noteSent(STUNMessage(type: .bindingRequest, transactionID: transaction).encoded(fingerprint: true), to: server, by: index)
+            sent.append((index, transaction))
+            // Every other request is answered at once: its entry goes.
+            if index % 2 == 1 {
+                let response = STUNMessage(type: .bindingSuccess, transactionID: transaction).encoded(fingerprint: true)
+                #expect(demux.route(response, from: server) == index)
+            }
+            #expect(demux.pendingTransactions <= 100)
+        }
+        // An answered request holds its entry until the response arrives, so the last insertion
+        // (999) evicted one more: the newest 99 unanswered requests (even indices 802...998) remain.
+        #expect(demux.pendingTransactions == 99)
+        #expect(demux.evictedTransactions == 500 - 99)
+        for (id, transaction) in sent.suffix(198) where id % 2 == 0 {
+            #expect(demux.route(STUNMessage(type: .bindingSuccess, transactionID: transaction).encoded(fingerprint: true), from: server) == id)
+        }
+        #expect(demux.pendingTransactions == 0)
+        // An evicted one (800, 2) falls back to the source, whose owner is the first agent that asked (0).
+        for evicted in [sent[800].transaction, sent[2].transaction] {
+            #expect(demux.route(STUNMessage(type: .bindingSuccess, transactionID: evicted).encoded(fingerprint: true), from: server) == 0)
+        }
+        // A retransmission (same transaction ID) renews its entry instead of adding one.
+        let again = STUNTransactionID.random()
+        let request = STUNMessage(type: .bindingRequest, transactionID: again).encoded(fingerprint: true)
+        for _ in 0..<5 { demux.noteSent(request, to: server, by: 7) }
+        #expect(demux.pendingTransactions == 1)
+        #expect(demux.route(STUNMessage(type: .bindingError, transactionID: again).encoded(fingerprint: true), from: server) == 7)
     }
 }
