@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import RTP
 import SDP
+import Synchronization
 import Testing
 import Wire
 @testable import PeerConnection
@@ -134,6 +135,111 @@ import Wire
 
         for driver in [shared[0], shared[2]] + remote { await driver.close() }
         #expect(try await port.statistics().attachments == 0)
+        await port.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// A STUN server on loopback that answers each transaction once, reporting `mappedIP` with the
+    /// client's source port (a loopback mapped address would equal the host candidate and be dropped).
+    /// It holds the first `holdFirst` requests and answers them together in reverse order, so a
+    /// response routed to the wrong connection would leave the right one without its candidate.
+    private final class TestSTUNServer: Sendable {
+        let requests = Mutex<(pending: [(STUNTransactionID, TransportAddress)], answered: Set<STUNTransactionID>, count: Int)>(([], [], 0))
+        private let socketBox = Mutex<UDPSocketSet?>(nil)
+        let mappedIP: IPAddress
+        let holdFirst: Int
+
+        init(mappedIP: IPAddress, holdFirst: Int) {
+            self.mappedIP = mappedIP
+            self.holdFirst = holdFirst
+        }
+
+        var socket: UDPSocketSet? { socketBox.withLock { $0 } }
+
+        func start(loop: any EventLoop) async throws -> TransportAddress {
+            let socket = try await UDPSocketSet.bind(addresses: [SharedPortTests.loopback], eventLoop: loop,
+                                                     onReceive: { [self] datagram in receive(datagram) })
+            socketBox.withLock { $0 = socket }
+            return socket.localAddresses[0]
+        }
+
+        private func receive(_ datagram: ReceivedDatagram) {
+            guard let message = try? STUNMessage(decoding: datagram.bytes), message.type == .bindingRequest,
+                  let socket else { return }
+            let toAnswer: [(STUNTransactionID, TransportAddress)] = requests.withLock { state in
+                guard !state.answered.contains(message.transactionID),
+                      !state.pending.contains(where: { $0.0 == message.transactionID }) else { return [] }
+                state.count += 1
+                state.pending.append((message.transactionID, datagram.source))
+                guard state.count >= holdFirst else { return [] }
+                let batch = Array(state.pending.reversed())
+                state.pending.removeAll()
+                for (transaction, _) in batch { state.answered.insert(transaction) }
+                return batch
+            }
+            for (transaction, client) in toAnswer {
+                let response = STUNMessage(type: .bindingSuccess, transactionID: transaction,
+                                           attributes: [.xorMappedAddress(TransportAddress(ip: mappedIP, port: client.port))])
+                    .encoded(fingerprint: true)
+                try? socket.send(response, from: datagram.local, to: client)
+            }
+            socket.flush()
+        }
+    }
+
+    @Test func twoConnectionsOnOneSharedPortGatherFromTheSameSTUNServerAndConnect() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let portLoop = group.next(), otherLoop = group.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: portLoop)
+        let portAddress = try #require(port.localAddresses.first)
+        let mappedIP = IPAddress("192.0.2.200")!
+        let server = TestSTUNServer(mappedIP: mappedIP, holdFirst: 2)
+        let serverAddress = try await server.start(loop: otherLoop)
+
+        var shared: [PeerConnectionDriver] = [], remote: [PeerConnectionDriver] = []
+        var logs: [EventLog] = []
+        for index in 0..<2 {
+            let sharedLog = EventLog(), remoteLog = EventLog()
+            shared.append(try await PeerConnectionDriver.start(
+                configuration: PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), stunServers: [serverAddress],
+                                                           ssrc: UInt32(300 + index)),
+                sharedPort: port, eventLoop: index == 1 ? otherLoop : portLoop, onEvent: { sharedLog.record($0) }))
+            remote.append(try await PeerConnectionDriver.start(
+                configuration: PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ssrc: UInt32(400 + index)),
+                interfaces: .loopbackOnly, eventLoop: group.next(), onEvent: { remoteLog.record($0) }))
+            logs += [sharedLog, remoteLog]
+        }
+        // Offering starts each shared connection's gathering: both ask the server from the one port.
+        for index in 0..<2 { try await connect(shared[index], remote[index]) }
+
+        var reflexive: [[Candidate]] = [[], []]
+        for _ in 0..<600 {
+            for index in 0..<2 { reflexive[index] = try await shared[index].withCore { $0.localCandidates.filter { $0.type == .srflx } } }
+            if reflexive.allSatisfy({ !$0.isEmpty }) && logs.allSatisfy({ $0.connectedAt.withLock { $0 } != nil }) { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        for index in 0..<2 {
+            #expect(reflexive[index].count == 1, "connection \(index) has no server-reflexive candidate")
+            #expect(reflexive[index].first.map { $0.address == .ip(mappedIP) && $0.port == portAddress.port && $0.relatedPort == portAddress.port } == true)
+        }
+        // Each transaction was answered once, and every response reached the connection that asked.
+        let served = server.requests.withLock { ($0.count, $0.answered.count) }
+        #expect(served.0 == 2 && served.1 == 2)
+        let statistics = try await port.statistics()
+        #expect(statistics.unknownTransactionDrops == 0)
+        #expect(statistics.unroutedDrops == 0)
+        // The connections themselves still work through the port the STUN server also answers on.
+        for (index, log) in logs.enumerated() { #expect(log.connectedAt.withLock { $0 } != nil, "connection \(index) did not connect") }
+        for index in 0..<2 {
+            try await send(10, from: remote[index], ssrc: UInt32(400 + index), payload: [UInt8(index)], firstSequence: 0)
+        }
+        try await waitFor { [0, 2].allSatisfy { logs[$0].rtp.withLock { $0.count } >= 10 } }
+        for index in 0..<2 {
+            #expect(logs[2 * index].rtp.withLock { $0.count == 10 && $0.allSatisfy { $0.ssrc.rawValue == UInt32(400 + index) } })
+        }
+
+        for driver in shared + remote { await driver.close() }
+        await server.socket?.close()
         await port.close()
         try await group.shutdownGracefully()
     }
