@@ -17,13 +17,19 @@ import Testing
         }
         #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "0"]) }
         #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "3478", "--port-range", "40000-40099"]) }
-        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "3478", "--stun", "stun:127.0.0.1:3478"]) }
-        #expect(throws: (any Error).self) {
+        // STUN responses on the shared port are routed by transaction ID: --port combines with --stun.
+        let withSTUN = try JoinCommand.parse(base + ["--port", "3478", "--stun", "stun:127.0.0.1:3478", "--stun", "stun:127.0.0.2:3479"])
+        #expect(withSTUN.port == 3478 && withSTUN.stun == ["stun:127.0.0.1:3478", "stun:127.0.0.2:3479"])
+        // TURN allows one allocation per client 5-tuple: refused, with a message that says so.
+        #expect {
             _ = try JoinCommand.parse(base + ["--port", "3478", "--turn", "turn:127.0.0.1", "--turn-username", "u", "--turn-credential", "p"])
+        } throws: { error in
+            JoinCommand.message(for: error).contains("--port does not combine with --turn")
         }
         _ = try JoinCommand.parse(base + ["--port-range", "40000-40099", "--stun", "stun:127.0.0.1:3478"])
         let help = JoinCommand.helpMessage(columns: 200)
         #expect(help.contains("--port ") && help.contains("--port-range"))
+        #expect(help.contains("combines with --stun"))
     }
 
     @Test func theBotBindsItsConnectionsInThePortRange() async throws {
