@@ -373,6 +373,31 @@ struct HandshakeTests {
         #expect(throws: DTLSError.notConnected) { try peers.client.write([1], now: now) }
     }
 
+    @Test("a record carries at most one datagram of application data: larger writes are refused, the association stays up")
+    func applicationDataCap() throws {
+        let peers = try makePeers()
+        _ = exchange(client: peers.client, server: peers.server)
+        let now = MonotonicTime.now()
+        let maximum = DTLSEndpoint.maximumApplicationDataSize(mtu: peers.client.mtu)
+        #expect(maximum == peers.client.mtu - 100)
+        let largest = (0..<maximum).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try peers.client.write(largest, now: now)
+        var datagrams: [[UInt8]] = []
+        while let datagram = peers.client.pollTransmit() { datagrams.append(datagram) }
+        #expect(datagrams.count == 1)
+        #expect(datagrams.allSatisfy { $0.count <= peers.client.mtu })
+        for datagram in datagrams { peers.server.handleDatagram(datagram, now: now) }
+        #expect(peers.server.pollEvent() == .applicationData(largest))
+        #expect(throws: DTLSError.applicationDataTooLarge(size: maximum + 1, maximum: maximum)) {
+            try peers.client.write(largest + [0], now: now)
+        }
+        #expect(peers.client.pollTransmit() == nil)
+        #expect(peers.client.state == .connected)
+        try peers.client.write([9], now: now)
+        while let datagram = peers.client.pollTransmit() { peers.server.handleDatagram(datagram, now: now) }
+        #expect(peers.server.pollEvent() == .applicationData([9]))
+    }
+
     @Test("a=setup role mapping")
     func setupRoles() throws {
         #expect(try DTLSRole.forAnswerer(offerSetup: .actpass) == (.client, .active))

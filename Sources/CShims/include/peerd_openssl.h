@@ -16,6 +16,8 @@ static inline long peerd_DTLSv1_get_timeout(SSL *ssl, struct timeval *tv) { retu
 static inline long peerd_DTLSv1_handle_timeout(SSL *ssl) { return DTLSv1_handle_timeout(ssl); }
 static inline long peerd_DTLS_set_link_mtu(SSL *ssl, long mtu) { return DTLS_set_link_mtu(ssl, mtu); }
 static inline long peerd_SSL_set_mtu(SSL *ssl, long mtu) { return SSL_set_mtu(ssl, mtu); }
+/// Largest plaintext per record (OpenSSL sizes the write buffer from it: 16 KiB by default).
+static inline long peerd_SSL_set_max_send_fragment(SSL *ssl, long bytes) { return SSL_set_max_send_fragment(ssl, bytes); }
 static inline long peerd_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int v) { return SSL_CTX_set_min_proto_version(ctx, v); }
 static inline long peerd_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int v) { return SSL_CTX_set_max_proto_version(ctx, v); }
 static inline long peerd_SSL_CTX_set_mode(SSL_CTX *ctx, long m) { return SSL_CTX_set_mode(ctx, m); }
