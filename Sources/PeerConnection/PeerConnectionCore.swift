@@ -147,6 +147,11 @@ public final class PeerConnectionCore {
     /// Remote addresses of earlier selected pairs (validated by ICE then): media from them is still
     /// accepted after an ICE restart or a pair switch while the peer moves over (SRTP authenticates it).
     private var earlierMediaRemotes: [TransportAddress] = []
+    /// The last source whose media was accepted: asking the agent again for every packet from the
+    /// same source would copy the agent out of `agent` (its arrays and strings retained and
+    /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
+    /// its view of the remote side (every agent call ends in `drainAgent`, restarts included).
+    private var acceptedMediaSource: TransportAddress?
     private var events = OutputQueue<PeerConnectionEvent>()
     private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
     /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
@@ -265,6 +270,7 @@ public final class PeerConnectionCore {
     private func restartLocalICE() {
         localCredentials = .random()
         agent?.restart(newLocalCredentials: localCredentials)
+        acceptedMediaSource = nil
         iceRestarts += 1
     }
 
@@ -327,6 +333,7 @@ public final class PeerConnectionCore {
         let previous = remoteTransport
         self.audio = audio
         self.remoteTransport = transport
+        acceptedMediaSource = nil
         agent?.setRemoteCredentials(ufrag: transport.iceUfrag, pwd: transport.icePwd)
         for candidate in transport.candidates { agent?.addRemoteCandidate(candidate) }
         if transport.endOfCandidates { agent?.endOfRemoteCandidates() }
@@ -359,6 +366,7 @@ public final class PeerConnectionCore {
         }
         if localCandidatesComplete && !relays.contains(where: { !$0.finished }) { agent.endOfLocalCandidates() }
         self.agent = agent
+        acceptedMediaSource = nil
     }
 
     private func localParameters() -> LocalDescriptionParameters {
@@ -444,9 +452,12 @@ public final class PeerConnectionCore {
 
     private func receiveMedia(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) {
         guard let srtp else { counters.droppedBeforeKeys += 1; return }
-        guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
-            counters.droppedUnknownSource += 1
-            return
+        if source != acceptedMediaSource {
+            guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
+                counters.droppedUnknownSource += 1
+                return
+            }
+            acceptedMediaSource = source
         }
         var packet = datagram
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
@@ -623,6 +634,7 @@ public final class PeerConnectionCore {
     private func emit(_ event: PeerConnectionEvent) { events.append(event) }
 
     private func drainAgent(now: MonotonicTime) {
+        acceptedMediaSource = nil
         guard agent != nil else { return }
         while let transmit = agent?.pollTransmit() {
             // Transmits from a relayed base (`viaRelay`) are wrapped for their TURN allocation in `queue`.
