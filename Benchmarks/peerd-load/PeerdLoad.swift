@@ -30,6 +30,8 @@ struct PeerdLoad {
             --nss-small-tables (receiver runs with PEERD_NSS_OPTIMIZE_SPACE=1: NSS as libsrtp sets it up)
             --vector N (receiver sockets' recvmmsg batch; default the driver's), --no-talk (receiver skips
             talk detection; experiments only: the bot runs it on every packet and every 20 ms)
+            --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
+            recvmmsg batches across connections; the senders then use a socket each)
             --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
             --dir DIR (recordings; default a temp dir, removed afterwards)
     """
@@ -99,6 +101,7 @@ struct PeerdLoad {
             case "--nss-small-tables": nssSmallTables = true
             case "--vector": receiverExtras += ["--vector", try value()]
             case "--no-talk": receiverExtras.append("--no-talk")
+            case "--shared-port": receiverExtras.append("--shared-port"); options.sharedPort = true
             default: throw BadArgument(description: "unknown option \(arguments[index]) (see --help)")
             }
             index += 1

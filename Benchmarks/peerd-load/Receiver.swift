@@ -22,6 +22,7 @@ enum ReceiverMode {
         var directory: String?
         var vector: Int?
         var talk = true
+        var shared = false
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -29,6 +30,7 @@ enum ReceiverMode {
             case "--dir": index += 1; directory = arguments[index]
             case "--vector": index += 1; vector = Int(arguments[index])
             case "--no-talk": talk = false
+            case "--shared-port": shared = true
             default: break
             }
             index += 1
@@ -41,6 +43,12 @@ enum ReceiverMode {
                                         output: LineWriter(handle: FileHandle.standardOutput))
         if let vector { receiver.socketConfiguration = UDPSocketSet.Configuration(vectorReadMessageCount: vector) }
         receiver.talkDetection = talk
+        if shared {
+            // As `peerd join --port`: one socket for every connection, a large kernel buffer for bursts.
+            receiver.sharedPort = try await SharedUDPPort.bind(
+                addresses: [.v4(0x7F00_0001)], port: 0,
+                configuration: .init(vectorReadMessageCount: vector ?? 32, socketBufferBytes: 8 << 20), eventLoop: receiver.loop)
+        }
         receiver.start()
         var ready = LoadMessage(op: "ready")
         ready.rss = residentBytes()
@@ -109,6 +117,8 @@ final class LoadReceiver: @unchecked Sendable {
     /// Experiments (`--vector`, `--no-talk`); the defaults are what the bot does.
     var socketConfiguration: UDPSocketSet.Configuration?
     var talkDetection = true
+    /// `--shared-port`: every connection on this one port (as `peerd join --port`).
+    var sharedPort: SharedUDPPort?
 
     init(loop: any EventLoop, directory: String, decode: Bool, output: LineWriter) throws {
         self.loop = loop
@@ -118,9 +128,10 @@ final class LoadReceiver: @unchecked Sendable {
         certificate = try DTLSCertificate.generate()
     }
 
-    /// The bot's 20 ms media clock, receive half: recorder flushes and talk evaluation per peer.
+    /// The bot's media clock, receive half: recorder flushes and talk evaluation per peer, on every
+    /// `RoomBot.housekeepingTicks`-th 20 ms tick (100 ms), as the bot does.
     func start() {
-        mediaTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { [self] _ in
+        mediaTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             let now = MonotonicTime.now()
             for connection in ordered {
                 do {
@@ -179,7 +190,10 @@ final class LoadReceiver: @unchecked Sendable {
                     ordered.append(connection)
                 }.get()
                 let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [self] event in handleEvent(id, event) }
-                let driver = if let socketConfiguration {
+                let driver = if let sharedPort {
+                    try await PeerConnectionDriver.start(configuration: configuration, sharedPort: sharedPort,
+                                                         eventLoop: loop, onEvent: onEvent)
+                } else if let socketConfiguration {
                     try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly,
                                                          sockets: socketConfiguration, eventLoop: loop, onEvent: onEvent)
                 } else {

@@ -107,6 +107,8 @@ struct StepOptions {
     var window: Double = 10
     var drain: Double = 1.5
     var maxInFlight = 32
+    /// The receiver puts every connection on one shared port: each sender gets its own socket.
+    var sharedPort = false
 }
 
 func sleep(seconds: Double) async {
@@ -119,7 +121,8 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
              frames: [[UInt8]], log: (String) -> Void) async throws -> StepResult {
     let link = try ReceiverLink(loop: senderLoop, command: options.receiverCommand)
     defer { if link.process.isRunning { link.process.terminate() } }
-    let farm = SenderFarm(count: streams, loop: senderLoop, certificate: certificate, frames: frames, maxInFlight: options.maxInFlight)
+    let farm = SenderFarm(count: streams, loop: senderLoop, certificate: certificate, frames: frames, maxInFlight: options.maxInFlight,
+                          socketPerPeer: options.sharedPort)
     let ready = try await link.request(nil, reply: "ready", timeout: .seconds(30))
     log("    receiver pid \(link.process.processIdentifier)")
     try await farm.bind()

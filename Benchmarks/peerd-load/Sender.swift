@@ -14,6 +14,9 @@ final class SenderPeer {
     enum State { case idle, offered, connected, failed }
     let index: Int
     let core: PeerConnectionCore
+    /// Its own socket when the receiver puts every connection on one shared port (then the
+    /// receiver's address no longer tells the connections apart, so each sender needs its own).
+    var sockets: UDPSocketSet?
     var state = State.idle
     var stream: RTPSendStream?
     var sent = 0
@@ -38,7 +41,10 @@ final class SenderFarm: @unchecked Sendable {
     let frames: [[UInt8]]
     let count: Int
     let maxInFlight: Int
+    /// A socket per sending peer (for a receiver on one shared port) instead of one for all.
+    let socketPerPeer: Bool
     private(set) var sockets: UDPSocketSet?
+    private var peerSockets: [UDPSocketSet] = []
     private var local = TransportAddress(ip: .v4(0x7F00_0001), port: 0)
     private(set) var peers: [SenderPeer] = []
     private var byRemote: [TransportAddress: SenderPeer] = [:]
@@ -58,8 +64,10 @@ final class SenderFarm: @unchecked Sendable {
     /// Where offers go (the receiver's stdin).
     var sendOffer: (Int, String) -> Void = { _, _ in }
 
-    init(count: Int, loop: any EventLoop, certificate: DTLSCertificate, frames: [[UInt8]], maxInFlight: Int = 32) {
+    init(count: Int, loop: any EventLoop, certificate: DTLSCertificate, frames: [[UInt8]], maxInFlight: Int = 32,
+         socketPerPeer: Bool = false) {
         self.count = count
+        self.socketPerPeer = socketPerPeer
         self.loop = loop
         self.certificate = certificate
         self.frames = frames
@@ -67,6 +75,16 @@ final class SenderFarm: @unchecked Sendable {
     }
 
     func bind() async throws {
+        if socketPerPeer {
+            var bound: [UDPSocketSet] = []
+            for index in 0..<count {
+                bound.append(try await UDPSocketSet.bind(
+                    addresses: [.v4(0x7F00_0001)], configuration: .init(vectorReadMessageCount: 4),
+                    eventLoop: loop, onReceive: { [self] in receive($0, peer: index) }, onReadComplete: {}))
+            }
+            try await loop.submit { [self] in peerSockets = bound }.get()
+            return
+        }
         let sockets = try await UDPSocketSet.bind(
             addresses: [.v4(0x7F00_0001)], configuration: .init(vectorReadMessageCount: 32, socketBufferBytes: 16 << 20),
             eventLoop: loop, onReceive: { [self] in receive($0) }, onReadComplete: { [self] in flush() })
@@ -83,9 +101,15 @@ final class SenderFarm: @unchecked Sendable {
             var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: true, trickle: false)
             configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
             let core = PeerConnectionCore(configuration: configuration)
-            core.addHostCandidates([local])
+            let peer = SenderPeer(index: index, core: core)
+            if socketPerPeer {
+                peer.sockets = peerSockets[index]
+                core.addHostCandidates(peerSockets[index].localAddresses)
+            } else {
+                core.addHostCandidates([local])
+            }
             core.endOfLocalCandidates()
-            peers.append(SenderPeer(index: index, core: core))
+            peers.append(peer)
         }
         sweepTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { [self] _ in sweep() }
         offerMore()
@@ -146,6 +170,13 @@ final class SenderFarm: @unchecked Sendable {
         }
     }
 
+    private func receive(_ datagram: ReceivedDatagram, peer index: Int) {
+        guard index < peers.count else { return }
+        let peer = peers[index]
+        peer.core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
+        drain(peer)
+    }
+
     private func receive(_ datagram: ReceivedDatagram) {
         guard let peer = byRemote[datagram.source] else { unknownSource += 1; return }
         peer.core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
@@ -175,6 +206,15 @@ final class SenderFarm: @unchecked Sendable {
             default:
                 break
             }
+        }
+        if let own = peer.sockets {
+            var any = false
+            while let transmit = peer.core.pollTransmit() {
+                try? own.send(transmit.bytes, from: transmit.from, to: transmit.to)
+                any = true
+            }
+            if any { own.flush() }
+            return
         }
         guard let sockets else { return }
         while let transmit = peer.core.pollTransmit() {
@@ -249,6 +289,7 @@ final class SenderFarm: @unchecked Sendable {
             sweepTask = nil
         }.get()
         await sockets?.close()
+        for own in peerSockets { await own.close() }
     }
 }
 

@@ -708,7 +708,13 @@ final class RoomBot: @unchecked Sendable {
         }
     }
 
+    /// The receive side's housekeeping (recorders' silence fill and flush, speaking detection) runs on
+    /// every `housekeepingTicks`-th media tick: per participant it is as costly as a received packet,
+    /// and 100 ms is finer than the talk detector's hysteresis and a recording's page flush need.
+    static let housekeepingTicks: Int64 = 5
+
     private func mediaTick(now: MonotonicTime) {
+        let housekeeping = frameIndex % Self.housekeepingTicks == 0
         let frame = nextOutgoingFrame(now: now)
         if let roomMix, now >= roomMixTickDue {
             roomMixTickDue = now + .milliseconds(100)
@@ -737,12 +743,14 @@ final class RoomBot: @unchecked Sendable {
                 logger.info("answering the last of \(peer.id)'s offers held back during its flood")
                 apply(.offer(sdp), to: peer)
             }
-            peer.tickRecorder(now: now)
-            if let failure = peer.recordingError {
-                logger.error("recording \(peer.id) failed: \(failure)")
-                peer.recordingError = nil
+            if housekeeping {
+                peer.tickRecorder(now: now)
+                if let failure = peer.recordingError {
+                    logger.error("recording \(peer.id) failed: \(failure)")
+                    peer.recordingError = nil
+                }
+                if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
             }
-            if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
             if peer.phase == .connected { superviseICE(peer, driver: driver, now: now) }
             guard peer.phase == .connected, var stream = peer.sendStream else { continue }
             if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
