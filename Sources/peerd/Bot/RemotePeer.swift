@@ -82,7 +82,8 @@ final class RemotePeer {
         do {
             switch format {
             case .ogg:
-                let output = try OggFileOutput(path: path)
+                // Created off the event loop: creating a file can stall for milliseconds.
+                let output = OggFileOutput(creatingInBackground: path)
                 oggRecorder = try OggOpusRecorder(output: output, channels: stereo ? 2 : 1, serialNumber: UInt32.random(in: 1...UInt32.max))
             case .wav:
                 wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)

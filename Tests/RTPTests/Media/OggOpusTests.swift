@@ -115,6 +115,46 @@ struct OggOpusTests {
         #expect(throws: OggOpusError.invalidPacket(.empty)) { try explicit.write(packet: []) }
     }
 
+    @Test("a file created in the background gets every page written before and after it existed; a failed creation is thrown by a write")
+    func backgroundCreation() throws {
+        let dir = try MediaTempDirectory()
+        defer { dir.remove() }
+        let (packets, preSkip) = try Self.tonePackets(seconds: 1, extraFrames: 0)
+        let path = dir.path("background.opus")
+        do {
+            let file = OggFileOutput(creatingInBackground: path)
+            let writer = try OggOpusWriter(output: file, head: OpusHead(channelCount: 1, preSkip: UInt16(preSkip)),
+                                           serialNumber: 0xB00)
+            for packet in packets { try writer.write(packet: packet) }
+            try writer.finish()
+            try file.close()  // waits for the creation and writes what was held
+        }
+        let read = try OggOpusReader.read(readFileBytes(path))
+        #expect(read.packets.map(\.bytes) == packets)
+        #expect(read.head.preSkip == UInt16(preSkip))
+
+        // Under a regular file: the creation fails, and the failure comes out of a write.
+        let blocker = dir.path("blocker")
+        FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
+        let failing = OggFileOutput(creatingInBackground: blocker + "/x.opus")
+        #expect(throws: OggOutputError.posix(operation: "open", errno: ENOTDIR)) {
+            try failing.sync()
+        }
+        #expect(throws: OggOutputError.posix(operation: "open", errno: ENOTDIR)) { try failing.write([1, 2, 3]) }
+
+        // An output released (never closed) while its file is still being created still writes what it held.
+        for index in 0..<20 {
+            let path = dir.path("released-\(index).opus")
+            do {
+                let writer = try OggOpusWriter(output: OggFileOutput(creatingInBackground: path),
+                                               head: OpusHead(channelCount: 1, preSkip: 0), serialNumber: 7)
+                try writer.write(packet: packets[0])
+                try writer.finish()
+            }
+            #expect(try OggOpusReader.read(readFileBytes(path)).packets.map(\.bytes) == [packets[0]])
+        }
+    }
+
     @Test("a 3 s tone written with OggOpusWriter passes opusinfo, ffprobe and opusdec; a cut copy still decodes")
     func externalTools() throws {
         let dir = try MediaTempDirectory()
