@@ -32,7 +32,8 @@ struct PeerdLoad {
             talk detection; experiments only: the bot runs it on every packet and every 20 ms)
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
-            --window SECONDS (10) --warmup SECONDS (2) --in-flight K (32 handshakes at a time)
+            --ramp SECONDS (streams start one after another over this time; default 1 ms per stream, 0: at once)
+            --window SECONDS (10) --warmup SECONDS (2, at least the ramp + 1.5) --in-flight K (32 handshakes at a time)
             --dir DIR (recordings; default a temp dir, removed afterwards)
     """
 
@@ -93,6 +94,7 @@ struct PeerdLoad {
             case "--receiver": receiver = try value()
             case "--window": options.window = Double(try value()) ?? options.window
             case "--warmup": options.warmup = Double(try value()) ?? options.warmup
+            case "--ramp": options.ramp = Double(try value())
             case "--drain": options.drain = Double(try value()) ?? options.drain
             case "--budget": budget = Double(try value()) ?? budget
             case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight

@@ -275,7 +275,7 @@ final class LoadReceiver: @unchecked Sendable {
             if decode {
                 connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)
             } else {
-                let file = try OggFileOutput(path: path)
+                let file = OggFileOutput(creatingInBackground: path)  // as the bot does
                 connection.oggRecorder = try OggOpusRecorder(output: file, channels: stereo ? 2 : 1,
                                                              serialNumber: UInt32.random(in: 1...UInt32.max))
             }

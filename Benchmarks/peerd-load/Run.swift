@@ -104,6 +104,9 @@ struct StepOptions {
     var receiverCommand: [String]
     var receiverName: String
     var warmup: Double = 2
+    /// Streams start one after another over this many seconds (nil: 1 ms per stream); the warm-up
+    /// is stretched to end at least 1.5 s after the last stream started.
+    var ramp: Double?
     var window: Double = 10
     var drain: Double = 1.5
     var maxInFlight = 32
@@ -155,8 +158,12 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     let (connected, failed) = try await senderLoop.submit { (farm.connected, farm.failed) }.get()
     log("    \(connected)/\(streams) connected in \(formatted(connectSeconds, 1)) s (\(failed) failed); sending")
 
-    try await senderLoop.submit { farm.startSending() }.get()
-    await sleep(seconds: options.warmup)
+    let ramp = options.ramp ?? Double(streams) / 1000
+    try await senderLoop.submit {
+        farm.rampMilliseconds = Int64(ramp * 1000)
+        farm.startSending()
+    }.get()
+    await sleep(seconds: max(options.warmup, ramp + 1.5))
     let markA = try await link.request("mark")
     let wallA = MonotonicTime.now()
     let (sentA, senderCPUA, senderTimeA) = try await senderLoop.submit { (farm.totalSent, threadCPUNanoseconds(), MonotonicTime.now()) }.get()

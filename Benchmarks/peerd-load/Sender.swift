@@ -240,6 +240,11 @@ final class SenderFarm: @unchecked Sendable {
         flush()
     }
 
+    /// Stream `i` starts sending `i × rampMilliseconds / count` ms after `startSending` (0: all at
+    /// once). Participants do not all start talking in the same 20 ms; a receiving bot creates a
+    /// participant's recording file at its first packet, which costs about 0.8 ms on this machine's ext4.
+    var rampMilliseconds: Int64 = 0
+
     func startSending() {
         loop.preconditionInEventLoop()
         sendStart = .now()
@@ -260,6 +265,7 @@ final class SenderFarm: @unchecked Sendable {
         var slot = lastSlot + 1
         while slot <= current {
             for peer in slots[Int(slot % 20)] where peer.state == .connected {
+                if rampMilliseconds > 0, slot < Int64(peer.index) * rampMilliseconds / Int64(count) { continue }
                 guard var stream = peer.stream else { continue }
                 if let packet = stream.packetize(opusFrame: frames[peer.frame % frames.count], level: 40) {
                     peer.core.sendRTP(packet)
