@@ -273,7 +273,7 @@ final class LoadReceiver: @unchecked Sendable {
         let path = (directory as NSString).appendingPathComponent("stream-\(connection.id)" + (decode ? ".wav" : ".ogg"))
         do {
             if decode {
-                connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)
+                connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1, createInBackground: true)
             } else {
                 let file = OggFileOutput(creatingInBackground: path)  // as the bot does
                 connection.oggRecorder = try OggOpusRecorder(output: file, channels: stereo ? 2 : 1,

@@ -188,6 +188,9 @@ public final class WAVWriter {
     private var fd: Int32
     private var buffer: [UInt8] = []
     private var dataBytesOnDisk = 0
+    /// Set while the file is being created in the background (`init(creatingInBackground:...)`).
+    private var pendingCreation: BackgroundFileCreation?
+    private var creationError: WAVError?
 
     public static let maxDataBytes = Int(UInt32.max) - 36
 
@@ -204,13 +207,44 @@ public final class WAVWriter {
         try writeAll(WAVFile.header(sampleRate: sampleRate, channels: channels, dataBytes: 0), at: 0)
     }
 
+    /// The same, but the file is created on a background queue (creating a file can block an event
+    /// loop for milliseconds; see `OggFileOutput(creatingInBackground:)`). Samples are buffered until
+    /// it exists (a flush before then writes nothing); a failed creation is thrown by the next
+    /// flush or write; `finalize` waits for the creation.
+    public init(creatingInBackground path: String, sampleRate: Int, channels: Int, flushInterval: Int? = nil) throws(WAVError) {
+        guard channels >= 1 && channels <= 255 else { throw .invalidChannelCount(channels) }
+        guard sampleRate >= 1 && sampleRate <= 1_000_000 else { throw .invalidSampleRate(sampleRate) }
+        fd = -1
+        self.sampleRate = sampleRate
+        self.channels = channels
+        self.flushInterval = max(1, flushInterval ?? sampleRate)
+        pendingCreation = BackgroundFileCreation(path: path)
+    }
+
     deinit {
-        if fd >= 0 { try? finalize() }
+        if fd >= 0 || pendingCreation != nil { try? finalize() }
+    }
+
+    /// Takes the background creation's result when there is one (waiting if `wait`) and writes the header.
+    private func settleCreation(wait: Bool) throws(WAVError) {
+        guard let pending = pendingCreation, let result = wait ? pending.waitForResult() : pending.result() else { return }
+        pendingCreation = nil
+        switch result {
+        case .success(let descriptor):
+            fd = descriptor
+            try writeAll(WAVFile.header(sampleRate: sampleRate, channels: channels, dataBytes: 0), at: 0)
+        case .failure(let error):
+            buffer = []
+            let failure: WAVError = if case .posix(let operation, let code) = error { .posix(operation: operation, errno: code) } else { .closed }
+            creationError = failure
+            throw failure
+        }
     }
 
     /// Appends interleaved samples (a whole number of frames).
     public func write(_ samples: [Int16]) throws(WAVError) {
-        guard fd >= 0 else { throw .closed }
+        if let creationError { throw creationError }
+        guard fd >= 0 || pendingCreation != nil else { throw .closed }
         guard samples.count % channels == 0 else { throw .sampleCountNotFrameAligned(samples.count) }
         guard dataBytesOnDisk + buffer.count + samples.count * 2 <= Self.maxDataBytes else { throw .tooLarge }
         buffer.reserveCapacity(buffer.count + samples.count * 2)
@@ -221,6 +255,11 @@ public final class WAVWriter {
 
     /// Writes buffered samples and updates the header sizes.
     public func flush() throws(WAVError) {
+        if pendingCreation != nil {
+            try settleCreation(wait: false)
+            if pendingCreation != nil { return }  // not created yet: keep buffering
+        }
+        if let creationError { throw creationError }
         guard fd >= 0 else { throw .closed }
         if !buffer.isEmpty {
             try writeAll(buffer, at: 44 + dataBytesOnDisk)
@@ -237,6 +276,7 @@ public final class WAVWriter {
 
     /// Flushes and closes the file. Further writes throw `closed`.
     public func finalize() throws(WAVError) {
+        if pendingCreation != nil { try settleCreation(wait: true) }
         guard fd >= 0 else { return }
         defer {
             close(fd)

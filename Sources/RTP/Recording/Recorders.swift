@@ -140,12 +140,15 @@ public final class WAVRecorder {
     private let decoder: OpusDecoder
     private let zeros: [Int16]
 
-    public init(path: String, channels: Int = 1,
+    /// `createInBackground`: the file is created off the calling thread (`WAVWriter(creatingInBackground:...)`).
+    public init(path: String, channels: Int = 1, createInBackground: Bool = false,
                 timeline configuration: RecordingTimelineConfiguration = RecordingTimelineConfiguration()) throws(WAVRecorderError) {
         self.channels = channels == 2 ? 2 : 1
         do throws(OpusCodecError) { decoder = try OpusDecoder(channels: self.channels) } catch { throw .codec(error) }
         do throws(WAVError) {
-            writer = try WAVWriter(path: path, sampleRate: 48_000, channels: self.channels)
+            writer = createInBackground
+                ? try WAVWriter(creatingInBackground: path, sampleRate: 48_000, channels: self.channels)
+                : try WAVWriter(path: path, sampleRate: 48_000, channels: self.channels)
         } catch { throw .wav(error) }
         zeros = [Int16](repeating: 0, count: 960 * self.channels)
         timeline = RecordingTimeline(configuration: configuration)

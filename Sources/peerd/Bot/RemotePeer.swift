@@ -86,7 +86,7 @@ final class RemotePeer {
                 let output = OggFileOutput(creatingInBackground: path)
                 oggRecorder = try OggOpusRecorder(output: output, channels: stereo ? 2 : 1, serialNumber: UInt32.random(in: 1...UInt32.max))
             case .wav:
-                wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1)
+                wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1, createInBackground: true)
             }
         } catch {
             recordingError = "\(error)"

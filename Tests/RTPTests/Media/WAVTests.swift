@@ -79,6 +79,39 @@ struct WAVTests {
         return out
     }
 
+    @Test("a WAV file created in the background holds every sample; a failed creation is a typed error")
+    func backgroundCreation() throws {
+        let dir = try MediaTempDirectory()
+        defer { dir.remove() }
+        let path = dir.path("background.wav")
+        var tone = ToneGenerator(frequency: 440, amplitude: 0.5)
+        var all: [Int16] = []
+        do {
+            let writer = try WAVWriter(creatingInBackground: path, sampleRate: 48_000, channels: 1, flushInterval: 960)
+            for _ in 0..<25 {
+                let chunk = tone.next(frames: 960)
+                all += chunk
+                try writer.write(chunk)  // flushes every chunk once the file exists
+            }
+            try writer.finalize()
+            #expect(throws: WAVError.closed) { try writer.write([1]) }
+        }
+        #expect(try WAVReader.read(path: path) == WAVFile(sampleRate: 48_000, channels: 1, samples: all))
+        // Dropped without finalize: deinit waits for the file and writes what it buffered.
+        let released = dir.path("released.wav")
+        do {
+            let writer = try WAVWriter(creatingInBackground: released, sampleRate: 8_000, channels: 2)
+            try writer.write([1, -1, 2, -2])
+        }
+        #expect(try WAVReader.read(path: released).samples == [1, -1, 2, -2])
+
+        let blocker = dir.path("blocker")
+        FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
+        let failing = try WAVWriter(creatingInBackground: blocker + "/x.wav", sampleRate: 48_000, channels: 1)
+        #expect(throws: WAVError.posix(operation: "open", errno: ENOTDIR)) { try failing.finalize() }
+        #expect(throws: WAVError.posix(operation: "open", errno: ENOTDIR)) { try failing.write([0]) }
+    }
+
     @Test("unknown chunks are skipped; WAVE_FORMAT_EXTENSIBLE PCM is accepted")
     func chunks() throws {
         let data: [UInt8] = [1, 0, 2, 0, 0xFF, 0xFF]
