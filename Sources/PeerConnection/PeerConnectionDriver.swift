@@ -16,6 +16,13 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     /// Set instead of `sockets` when the connection runs on a `SharedUDPPort`.
     private var sharedPort: SharedUDPPort.Attachment?
     private var sharedPortUfrag: String?
+    /// On a shared port, this connection's own ephemeral sockets for its TURN-over-UDP allocations
+    /// (TURN allows one allocation per client 5-tuple, so connections on one port cannot each
+    /// allocate through it): TURN messages and ChannelData to `turnServerAddresses` leave from here,
+    /// and what the servers send here reaches the core as if received on the shared socket of the
+    /// same IP (the relays' base). STUN Binding requests to the same servers stay on the shared port.
+    private var turnSockets: UDPSocketSet?
+    private var turnServerAddresses: Set<TransportAddress> = []
     private var eventHandler: (PeerConnectionEvent) -> Void = { _ in }
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
@@ -65,19 +72,37 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     /// The same on a port shared with other connections (`SharedUDPPort`): the shared sockets'
     /// addresses become the host candidates, datagrams for this connection's ufrag (and the sources
-    /// it learned) arrive here, and `close()` detaches it from the port (which stays open).
+    /// it learned) arrive here, and `close()` detaches it from the port (which stays open). With TURN
+    /// servers over UDP, the connection also binds ephemeral sockets of its own on the port's IPs for
+    /// its allocations (one allocation per client 5-tuple): relayed traffic flows through them.
     public static func start(configuration: PeerConnectionConfiguration, sharedPort: SharedUDPPort,
                              eventLoop: any EventLoop,
                              onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void) async throws -> PeerConnectionDriver {
         let driver = PeerConnectionDriver(core: PeerConnectionCore(configuration: configuration), eventLoop: eventLoop)
         // Nobody else holds the core yet: reading it off the loop is safe here.
         let ufrag = driver.core.localCredentials.ufrag
-        let attachment = try await sharedPort.attach(
-            localUfrag: ufrag, eventLoop: eventLoop,
-            onReceive: { [driver] datagram in driver.receive(datagram) }, onReadComplete: { [driver] in driver.flush() })
-        try await eventLoop.submit {
+        let turnServers = Set(configuration.turnServers.filter { !$0.isStream }.map(\.address))
+        var turnSockets: UDPSocketSet?
+        if !turnServers.isEmpty {
+            let ips = sharedPort.localAddresses.map(\.ip).reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
+            turnSockets = try await UDPSocketSet.bind(
+                addresses: ips, configuration: defaultSocketConfiguration, eventLoop: eventLoop,
+                onReceive: { [driver] datagram in driver.receiveFromTURNServer(datagram) }, onReadComplete: { [driver] in driver.flush() })
+        }
+        let attachment: SharedUDPPort.Attachment
+        do {
+            attachment = try await sharedPort.attach(
+                localUfrag: ufrag, eventLoop: eventLoop,
+                onReceive: { [driver] datagram in driver.receive(datagram) }, onReadComplete: { [driver] in driver.flush() })
+        } catch {
+            await turnSockets?.close()
+            throw error
+        }
+        try await eventLoop.submit { [turnSockets] in
             driver.sharedPort = attachment
             driver.sharedPortUfrag = ufrag
+            driver.turnSockets = turnSockets
+            driver.turnServerAddresses = turnServers
             driver.eventHandler = onEvent
             driver.core.addHostCandidates(attachment.localAddresses)
             driver.core.endOfLocalCandidates()
@@ -136,6 +161,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             return sharedPort
         }.get()
         await sockets?.close()
+        await turnSockets?.close()
         await shared?.detach()
     }
 
@@ -147,9 +173,31 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         drain()
     }
 
+    /// A datagram on this connection's own TURN socket (shared-port mode): from a TURN server, it
+    /// reaches the core as received on the shared socket of the same IP, the base of its relays.
+    private func receiveFromTURNServer(_ datagram: ReceivedDatagram) {
+        guard !closed, turnServerAddresses.contains(datagram.source),
+              let base = sharedPort?.localAddresses.first(where: { $0.ip == datagram.local.ip }) else { return }
+        timersMayHaveMoved = true
+        core.handleDatagram(datagram.bytes, from: datagram.source, to: base, now: .now())
+        drain()
+    }
+
+    /// Whether a transmit on a shared port goes out of this connection's own TURN socket instead:
+    /// a TURN message (any STUN method but Binding) or ChannelData (RFC 7983: 64...79) to a TURN server.
+    private func turnSocketAddress(for bytes: [UInt8], to destination: TransportAddress, from base: TransportAddress) -> TransportAddress? {
+        guard let turnSockets, turnServerAddresses.contains(destination), let first = bytes.first else { return nil }
+        let isChannelData = (64...79).contains(first)
+        let isTURNMessage = first < 4 && bytes.count >= 20
+            && STUNMessageType(rawValue: UInt16(first) << 8 | UInt16(bytes[1])).method != .binding
+        guard isChannelData || isTURNMessage else { return nil }
+        return turnSockets.localAddresses.first { $0.ip == base.ip }
+    }
+
     private func flush() {
         sockets?.flush()
         sharedPort?.flush()
+        turnSockets?.flush()
         if timersMayHaveMoved {
             timersMayHaveMoved = false
             armTimer()
@@ -178,7 +226,11 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             }
         } else if let sharedPort {
             while let transmit = core.pollTransmit() {
-                sharedPort.send(transmit.bytes, from: transmit.from, to: transmit.to)
+                if let own = turnSocketAddress(for: transmit.bytes, to: transmit.to, from: transmit.from) {
+                    try? turnSockets?.send(transmit.bytes, from: own, to: transmit.to)
+                } else {
+                    sharedPort.send(transmit.bytes, from: transmit.from, to: transmit.to)
+                }
             }
         }
     }

@@ -93,7 +93,7 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.", valueName: "on|off"))
     var trickle = "on"
 
-    @Option(help: ArgumentHelp("One UDP port for every connection, demultiplexed by ICE username (servers behind firewalls); combines with --stun, not yet with --turn. E.g. --port 3478.", valueName: "PORT"))
+    @Option(help: ArgumentHelp("One UDP port for every connection, demultiplexed by ICE username (servers behind firewalls); STUN answers are told apart by transaction, and with --turn each connection allocates from its own ephemeral socket. E.g. --port 3478.", valueName: "PORT"))
     var port: UInt16?
 
     @Option(help: ArgumentHelp("UDP ports each connection binds its own sockets from, e.g. --port-range 40000-40099.", valueName: "A-B"))
@@ -143,11 +143,6 @@ struct JoinCommand: AsyncParsableCommand {
         if let portRange, Self.parsePortRange(portRange) == nil { throw ValidationError("--port-range must be A-B with 1 <= A <= B <= 65535") }
         if port != nil && portRange != nil { throw ValidationError("choose one of --port and --port-range") }
         if port == 0 { throw ValidationError("--port must be 1...65535") }
-        if port != nil && !turn.isEmpty {
-            // STUN responses are routed by transaction ID, but TURN allows one allocation per client
-            // 5-tuple, and a TURN server's Data indications and ChannelData carry no transaction ID.
-            throw ValidationError("--port does not combine with --turn yet (TURN allows one allocation per client address, and every connection would allocate from the same shared port); use --port-range")
-        }
         let sources = [play != nil, tone != nil, alsa != nil, echo].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("choose one of --play, --tone, --alsa, --echo") }
     }

@@ -140,7 +140,7 @@ import Wire
     }
 
     /// A STUN server on loopback that answers each transaction once, reporting `mappedIP` with the
-    /// client's source port (a loopback mapped address would equal the host candidate and be dropped).
+    /// client's source port (the client's own address would equal the host candidate and be dropped).
     /// It holds the first `holdFirst` requests and answers them together in reverse order, so a
     /// response routed to the wrong connection would leave the right one without its candidate.
     private final class TestSTUNServer: Sendable {
@@ -192,7 +192,8 @@ import Wire
         let portLoop = group.next(), otherLoop = group.next()
         let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: portLoop)
         let portAddress = try #require(port.localAddresses.first)
-        let mappedIP = IPAddress("192.0.2.200")!
+        // Another loopback address: reachable (the remote peer may get the candidate and check it), not the host candidate.
+        let mappedIP = IPAddress("127.0.0.2")!
         let server = TestSTUNServer(mappedIP: mappedIP, holdFirst: 2)
         let serverAddress = try await server.start(loop: otherLoop)
 
@@ -229,7 +230,7 @@ import Wire
         #expect(statistics.unknownTransactionDrops == 0)
         #expect(statistics.unroutedDrops == 0)
         // The connections themselves still work through the port the STUN server also answers on.
-        for (index, log) in logs.enumerated() { #expect(log.connectedAt.withLock { $0 } != nil, "connection \(index) did not connect") }
+        for (index, log) in logs.enumerated() { #expect(log.connectedAt.withLock { $0 } != nil, "connection \(index) did not connect: \(log.events.withLock { $0 })") }
         for index in 0..<2 {
             try await send(10, from: remote[index], ssrc: UInt32(400 + index), payload: [UInt8(index)], firstSequence: 0)
         }
@@ -240,6 +241,67 @@ import Wire
 
         for driver in shared + remote { await driver.close() }
         await server.socket?.close()
+        await port.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// Two connections on one shared port allocate from the same coturn (one allocation per client
+    /// 5-tuple): each allocates through its own ephemeral socket and connects relay-only.
+    @Test func twoConnectionsOnOneSharedPortEachAllocateFromTheSameTURNServer() async throws {
+        let turn = try TURNServerProcess()
+        defer { turn.stop() }
+        try turn.waitUntilReady()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let portLoop = group.next(), otherLoop = group.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: portLoop)
+        let portAddress = try #require(port.localAddresses.first)
+
+        var pairs: [DriverPair] = []
+        for index in 0..<2 {
+            var configuration = PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ssrc: UInt32(500 + index))
+            configuration.turnServers = [TURNServerConfiguration(address: turn.address, username: "u", credential: "p")]
+            configuration.iceTransportPolicy = .relay
+            let sharedLog = EventLog(), remoteLog = EventLog()
+            let shared = try await PeerConnectionDriver.start(configuration: configuration, sharedPort: port,
+                                                              eventLoop: index == 1 ? otherLoop : portLoop, onEvent: { sharedLog.record($0) })
+            let remote = try await PeerConnectionDriver.start(
+                configuration: PeerConnectionConfiguration(certificate: try DTLSCertificate.generate(), ssrc: UInt32(600 + index)),
+                interfaces: .loopbackOnly, eventLoop: group.next(), onEvent: { remoteLog.record($0) })
+            #expect(shared.sockets == nil)
+            pairs.append(DriverPair(a: shared, b: remote, logA: sharedLog, logB: remoteLog))
+        }
+        for pair in pairs { try await pair.negotiate() }
+
+        var relays: [TransportAddress] = []
+        for (index, pair) in pairs.enumerated() {
+            let candidates = try await pair.a.withCore { $0.localCandidates }
+            let relay = try #require(candidates.first { $0.type == .relay }, "connection \(index): no relay candidate: \(candidates)\n\(turn.log.suffix(2000))")
+            #expect(candidates.count == 1)
+            // The allocation's mapped address is the connection's own socket, not the shared port.
+            #expect(relay.relatedPort != nil && relay.relatedPort != portAddress.port)
+            relays.append(try #require(relay.transportAddress))
+        }
+        #expect(Set(relays).count == 2, "one allocation each: \(relays)")
+
+        for (index, pair) in pairs.enumerated() {
+            let connected = await DriverPair.wait { pair.connected() }
+            try #require(connected, "connection \(index): \(pair.logA.events.withLock { $0 })\n\(turn.log.suffix(3000))")
+        }
+        for (index, pair) in pairs.enumerated() {
+            let selected = try #require(try await pair.a.withCore { $0.selectedPair })
+            #expect(selected.local.type == .relay && selected.viaRelay && selected.localBase == relays[index])
+            let received = try await pair.exchangeAudio()
+            #expect(received.aToB == 50 && received.bToA == 50, "connection \(index): \(received)")
+            let counters = try await pair.a.withCore { $0.counters }
+            #expect(counters.turnAllocations == 1 && counters.turnAllocationFailures == 0)
+            #expect(counters.relayedDatagramsReceived >= 50)
+        }
+        // Nothing of TURN went astray on the shared port.
+        let statistics = try await port.statistics()
+        #expect(statistics.unroutedDrops == 0 && statistics.unknownTransactionDrops == 0)
+
+        for pair in pairs { await pair.close() }
+        #expect(try await port.statistics().attachments == 0)
         await port.close()
         try await group.shutdownGracefully()
     }

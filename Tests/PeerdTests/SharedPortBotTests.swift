@@ -20,16 +20,15 @@ import Testing
         // STUN responses on the shared port are routed by transaction ID: --port combines with --stun.
         let withSTUN = try JoinCommand.parse(base + ["--port", "3478", "--stun", "stun:127.0.0.1:3478", "--stun", "stun:127.0.0.2:3479"])
         #expect(withSTUN.port == 3478 && withSTUN.stun == ["stun:127.0.0.1:3478", "stun:127.0.0.2:3479"])
-        // TURN allows one allocation per client 5-tuple: refused, with a message that says so.
-        #expect {
-            _ = try JoinCommand.parse(base + ["--port", "3478", "--turn", "turn:127.0.0.1", "--turn-username", "u", "--turn-credential", "p"])
-        } throws: { error in
-            JoinCommand.message(for: error).contains("--port does not combine with --turn")
-        }
+        // With --turn, each connection on the shared port allocates from its own ephemeral socket.
+        let withTURN = try JoinCommand.parse(base + ["--port", "3478", "--stun", "stun:127.0.0.1:3478",
+                                                     "--turn", "turn:127.0.0.1", "--turn-username", "u", "--turn-credential", "p"])
+        #expect(withTURN.port == 3478 && withTURN.turn == ["turn:127.0.0.1"])
+        #expect(throws: (any Error).self) { _ = try JoinCommand.parse(base + ["--port", "3478", "--turn", "turn:127.0.0.1"]) }
         _ = try JoinCommand.parse(base + ["--port-range", "40000-40099", "--stun", "stun:127.0.0.1:3478"])
         let help = JoinCommand.helpMessage(columns: 200)
         #expect(help.contains("--port ") && help.contains("--port-range"))
-        #expect(help.contains("combines with --stun"))
+        #expect(help.contains("told apart by transaction") && help.contains("own ephemeral socket"))
     }
 
     @Test func theBotBindsItsConnectionsInThePortRange() async throws {
