@@ -1,3 +1,4 @@
+import Foundation
 import ICE
 import NIOPosix
 import Testing
@@ -75,6 +76,77 @@ import Testing
         await second.leave()
         await room.bot.stop()
         #expect(try await sharedPort.statistics().attachments == 0)
+        await room.close()
+        await sharedPort.close()
+    }
+
+    /// `peerd join --port N --stun ... --turn ... --ice-transport-policy relay`: two participants,
+    /// both bot connections on one shared port, each with its own allocation from one coturn (which
+    /// is the STUN server too), audio both ways through the relays.
+    @Test func twoParticipantsThroughOneSharedPortAndOneTURNServer() async throws {
+        guard let binary = ["/usr/bin/turnserver", "/usr/local/bin/turnserver"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            Issue.record("coturn's turnserver is not installed: run scripts/setup.sh --with-test-tools (apt-get install coturn)")
+            return
+        }
+        let turnPort = UInt16.random(in: 30_000...39_999)
+        let turnDirectory = NSTemporaryDirectory() + "peerd-shared-turn-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: turnDirectory, withIntermediateDirectories: true)
+        let logPath = turnDirectory + "/turnserver.log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let coturn = Process()
+        coturn.executableURL = URL(fileURLWithPath: binary)
+        coturn.arguments = ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(turnPort)", "--lt-cred-mech",
+                            "--user=alice:s3cret", "--realm=peerd", "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli",
+                            "--log-file=stdout", "--simple-log", "--allow-loopback-peers", "--pidfile=\(turnDirectory)/pid",
+                            "--userdb=\(turnDirectory)/turndb", "--min-port=51000", "--max-port=51999"]
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        coturn.standardOutput = log
+        coturn.standardError = log
+        try coturn.run()
+        defer {
+            // SIGKILL: the test runner's blocked signal mask is inherited, so coturn may never see SIGTERM.
+            if coturn.isRunning { kill(coturn.processIdentifier, SIGKILL); coturn.waitUntilExit() }
+            try? FileManager.default.removeItem(atPath: turnDirectory)
+        }
+        try await BotConnectionTests.waitFor(seconds: 10) {
+            ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("Total General servers")
+        }
+        // What JoinCommand accepts (and parses the same way) for these options.
+        let command = try JoinCommand.parse(["ws://127.0.0.1:8080/ws", "--room", "general", "--port", "3478",
+                                             "--stun", "stun:127.0.0.1:\(turnPort)", "--turn", "turn:127.0.0.1:\(turnPort)?transport=udp",
+                                             "--turn-username", "alice", "--turn-credential", "s3cret", "--ice-transport-policy", "relay"])
+        let server = try ICEServer(urls: command.turn, username: command.turnUsername, credential: command.turnCredential)
+        let turnServers = TURNServerConfiguration.servers(from: [server], resolve: resolveIPv4)
+        #expect(turnServers.count == 1)
+
+        let sharedPort = try await SharedUDPPort.bind(addresses: [IPAddress("127.0.0.1")!], port: 0,
+                                                      eventLoop: MultiThreadedEventLoopGroup.singleton.next())
+        let room = try await BotConnectionTests.startRoom { options in
+            options.sharedPort = sharedPort
+            options.stunServers = [TransportAddress(ip: IPAddress("127.0.0.1")!, port: turnPort)]
+            options.turnServers = turnServers
+            options.iceTransportPolicy = .relay
+            options.offerDelay = .seconds(1)
+        }
+        let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "relayed-a", options: .init(tone: 660))
+        let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "relayed-b", options: .init(tone: 1_000))
+        let participants = [first, second]
+        func allFlowing() async -> Bool {
+            guard await room.bot.statistics().filter({ ($0.inboundRtp?.packetsReceived ?? 0) > 50 }).count == 2 else { return false }
+            for participant in participants where await participant.onLoop({ $0.packetsReceived }) <= 20 { return false }
+            return true
+        }
+        try await BotConnectionTests.waitFor(seconds: 20) { await allFlowing() }
+        let statistics = await room.bot.statistics(), portStatistics = try await sharedPort.statistics()
+        #expect(await allFlowing(), "audio both ways through the relays: \(statistics), port \(portStatistics)")
+        #expect(statistics.count == 2)
+        let relayedPorts = statistics.compactMap { $0.candidatePair?.local.candidateType == "relay" ? $0.candidatePair?.local.port : nil }
+        #expect(relayedPorts.count == 2 && Set(relayedPorts).count == 2, "one allocation per connection: \(statistics.map(\.candidatePair))")
+        #expect(relayedPorts.allSatisfy { (51_000...51_999).contains($0) }, "relayed addresses from coturn's range")
+        #expect(try await sharedPort.statistics().attachments == 2)
+        await first.leave()
+        await second.leave()
+        await room.bot.stop()
         await room.close()
         await sharedPort.close()
     }
