@@ -12,6 +12,8 @@ import NIOCore
 /// Limitation: a source is owned by one attachment at a time, so two connections on the port must
 /// not allocate from the same TURN server through it (nor could they: TURN allows one allocation per
 /// 5-tuple; Data indications and ChannelData from the server carry no transaction ID).
+/// `PeerConnectionDriver` therefore gives each connection on a shared port its own ephemeral socket
+/// for its TURN allocations.
 ///
 /// Thread-safety: the demultiplexer, the attachment table and the pending read-complete list are
 /// touched only on `eventLoop` (the sockets' loop); every entry point either runs there or hops
