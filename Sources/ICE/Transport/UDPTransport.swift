@@ -47,10 +47,19 @@ public final class UDPSocketSet: Sendable {
 
     public var localAddresses: [TransportAddress] { sockets.keys.sorted { $0.description < $1.description } }
 
+    /// Which destinations the kernel routes from which local address (see `send`); loop-confined.
+    private let routes: NIOLoopBoundBox<RouteCheck>
+
     private init(eventLoop: any EventLoop, sockets: [TransportAddress: any Channel]) {
         self.eventLoop = eventLoop
         self.sockets = sockets
+        routes = .makeBoxSendingValue(RouteCheck(), eventLoop: eventLoop)
     }
+
+    /// Datagrams not sent because the kernel cannot send to their destination from that socket
+    /// (port 0, another address family, a non-loopback address from a loopback socket, broadcast,
+    /// no route). Call on `eventLoop`.
+    public var unroutableDrops: Int { routes.value.drops }
 
     /// Binds one socket per address on `eventLoop`. `onReceive` and `onReadComplete` run on that loop:
     /// the second after each batch of reads, a good moment to flush what the batch produced.
@@ -149,8 +158,15 @@ public final class UDPSocketSet: Sendable {
     }
 
     /// Queues a datagram on the socket bound to `local`. Call on `eventLoop`; `flush()` sends the batch.
+    ///
+    /// A destination the kernel would refuse (EINVAL, EACCES, ENETUNREACH...) is dropped here and
+    /// counted instead: NIO closes a datagram channel on such a send error, so one bogus candidate
+    /// from a remote peer would otherwise silence the socket for every connection that uses it.
+    /// Each local/remote address pair is checked once, by `connect(2)` on a throwaway socket (a
+    /// route lookup, nothing is sent).
     public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) throws(UDPTransportError) {
         guard let channel = sockets[local] else { throw .unknownLocalSocket(local) }
+        guard routes.value.admits(from: local.ip, to: remote) else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
         channel.write(AddressedEnvelope(remoteAddress: remote.socketAddress, data: buffer), promise: nil)
     }
@@ -227,5 +243,50 @@ extension TransportAddress {
             withUnsafeMutableBytes(of: &raw.sin6_addr) { $0.copyBytes(from: bytes) }
             return SocketAddress(raw, host: "")
         }
+    }
+}
+
+/// Remembers, per local and remote address, whether the kernel can send there (checked once with
+/// `connect(2)` on a throwaway UDP socket bound to the local address: a route lookup only).
+struct RouteCheck {
+    private struct Key: Hashable {
+        var local: IPAddress
+        var remote: IPAddress
+    }
+
+    private var verdicts: [Key: Bool] = [:]
+    private(set) var drops = 0
+    /// Bounded: remote candidates are bounded per connection, but many connections share a socket.
+    static let capacity = 8192
+
+    mutating func admits(from local: IPAddress, to remote: TransportAddress) -> Bool {
+        let key = Key(local: local, remote: remote.ip)
+        let verdict: Bool
+        if remote.port == 0 {
+            verdict = false
+        } else if let known = verdicts[key] {
+            verdict = known
+        } else {
+            verdict = Self.kernelRoutes(from: local, to: remote)
+            if verdicts.count >= Self.capacity { verdicts.removeAll(keepingCapacity: true) }
+            verdicts[key] = verdict
+        }
+        if !verdict { drops += 1 }
+        return verdict
+    }
+
+    static func kernelRoutes(from local: IPAddress, to remote: TransportAddress) -> Bool {
+        let localAddress = TransportAddress(ip: local, port: 0)
+        switch (local, remote.ip) {
+        case (.v4, .v4), (.v6, .v6): break
+        default: return false
+        }
+        let family: CInt = if case .v4 = local { AF_INET } else { AF_INET6 }
+        let fd = socket(family, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return true }  // out of descriptors: cannot tell, let NIO try
+        defer { close(fd) }
+        let bound = localAddress.socketAddress.withSockAddr { bind(fd, $0, socklen_t($1)) }
+        guard bound == 0 else { return true }  // the address may be going away; the real socket decides
+        return remote.socketAddress.withSockAddr { connect(fd, $0, socklen_t($1)) } == 0
     }
 }

@@ -49,6 +49,33 @@ import Testing
         await receiver.close()
     }
 
+    /// NIO closes a datagram channel on a send error such as EINVAL: one bogus remote candidate
+    /// (a public address paired with a loopback socket, broadcast, port 0) would silence the socket
+    /// for every connection on it. Such destinations are dropped and counted; the socket goes on.
+    @Test func destinationsTheKernelRefusesAreDroppedAndTheSocketKeepsWorking() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let received = Mutex(0)
+        let receiver = try await UDPSocketSet.bind(addresses: [IPAddress("127.0.0.1")!], eventLoop: loop,
+                                                   onReceive: { _ in received.withLock { $0 += 1 } })
+        let sender = try await UDPSocketSet.bind(addresses: [IPAddress("127.0.0.1")!], eventLoop: loop, onReceive: { _ in })
+        let to = receiver.localAddresses[0], from = sender.localAddresses[0]
+        let refused = ["192.0.2.200:9", "255.255.255.255:9", "127.0.0.1:0", "[2001:db8::1]:9"].map { TransportAddress($0)! }
+        let drops = try await loop.submit {
+            for round in 0..<3 {
+                for bogus in refused { try sender.send([0, 1, UInt8(round)], from: from, to: bogus) }
+                try sender.send([0x80, UInt8(round)], from: from, to: to)
+                sender.flush()
+            }
+            return sender.unroutableDrops
+        }.get()
+        #expect(drops == refused.count * 3)
+        for _ in 0..<200 where received.withLock({ $0 }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(received.withLock { $0 } == 3, "the socket still sends after the refused destinations")
+        #expect(sender.sockets.values.allSatisfy { $0.isActive })
+        await sender.close()
+        await receiver.close()
+    }
+
     @Test func portRangeIsHonouredAndExhaustionIsAnError() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         // Find a free port by binding once, then ask for exactly that port.
