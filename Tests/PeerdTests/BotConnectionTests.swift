@@ -189,33 +189,9 @@ import Wire
     /// `--turn` with `--ice-transport-policy relay`: peerd's only candidate is a relayed one from
     /// coturn on loopback (long-term credentials, as browsers take them), and audio flows through it.
     @Test func relaysThroughTURNWhenThePolicyIsRelay() async throws {
-        guard let binary = ["/usr/bin/turnserver", "/usr/local/bin/turnserver"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            Issue.record("coturn's turnserver is not installed: run scripts/setup.sh --with-test-tools (apt-get install coturn)")
-            return
-        }
-        let port = UInt16.random(in: 30_000...39_999)
-        let turnDirectory = NSTemporaryDirectory() + "peerd-bot-turn-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: turnDirectory, withIntermediateDirectories: true)
-        let logPath = turnDirectory + "/turnserver.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let coturn = Process()
-        coturn.executableURL = URL(fileURLWithPath: binary)
-        coturn.arguments = ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(port)", "--lt-cred-mech",
-                            "--user=alice:s3cret", "--realm=peerd", "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli",
-                            "--log-file=stdout", "--simple-log", "--allow-loopback-peers", "--pidfile=\(turnDirectory)/pid",
-                            "--userdb=\(turnDirectory)/turndb", "--min-port=50000", "--max-port=50999"]
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        coturn.standardOutput = log
-        coturn.standardError = log
-        try coturn.run()
-        defer {
-            // SIGKILL: the test runner's blocked signal mask is inherited, so coturn may never see SIGTERM.
-            if coturn.isRunning { kill(coturn.processIdentifier, SIGKILL); coturn.waitUntilExit() }
-            try? FileManager.default.removeItem(atPath: turnDirectory)
-        }
-        try await Self.waitFor(seconds: 10) {
-            ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("Total General servers")
-        }
+        guard let coturn = try await LocalCoturn.start(relayPorts: 50000...50999, label: "bot-turn") else { return }
+        defer { coturn.stop() }
+        let port = coturn.port
 
         // The same parsing as `peerd join --turn turn:127.0.0.1:PORT --turn-username alice --turn-credential s3cret`.
         let server = try ICEServer(urls: ["turn:127.0.0.1:\(port)?transport=udp"], username: "alice", credential: "s3cret")

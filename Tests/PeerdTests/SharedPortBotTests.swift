@@ -84,33 +84,9 @@ import Testing
     /// both bot connections on one shared port, each with its own allocation from one coturn (which
     /// is the STUN server too), audio both ways through the relays.
     @Test func twoParticipantsThroughOneSharedPortAndOneTURNServer() async throws {
-        guard let binary = ["/usr/bin/turnserver", "/usr/local/bin/turnserver"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            Issue.record("coturn's turnserver is not installed: run scripts/setup.sh --with-test-tools (apt-get install coturn)")
-            return
-        }
-        let turnPort = UInt16.random(in: 30_000...39_999)
-        let turnDirectory = NSTemporaryDirectory() + "peerd-shared-turn-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: turnDirectory, withIntermediateDirectories: true)
-        let logPath = turnDirectory + "/turnserver.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let coturn = Process()
-        coturn.executableURL = URL(fileURLWithPath: binary)
-        coturn.arguments = ["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=\(turnPort)", "--lt-cred-mech",
-                            "--user=alice:s3cret", "--realm=peerd", "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli",
-                            "--log-file=stdout", "--simple-log", "--allow-loopback-peers", "--pidfile=\(turnDirectory)/pid",
-                            "--userdb=\(turnDirectory)/turndb", "--min-port=51000", "--max-port=51999"]
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        coturn.standardOutput = log
-        coturn.standardError = log
-        try coturn.run()
-        defer {
-            // SIGKILL: the test runner's blocked signal mask is inherited, so coturn may never see SIGTERM.
-            if coturn.isRunning { kill(coturn.processIdentifier, SIGKILL); coturn.waitUntilExit() }
-            try? FileManager.default.removeItem(atPath: turnDirectory)
-        }
-        try await BotConnectionTests.waitFor(seconds: 10) {
-            ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains("Total General servers")
-        }
+        guard let coturn = try await LocalCoturn.start(relayPorts: 51000...51999, label: "shared-turn") else { return }
+        defer { coturn.stop() }
+        let turnPort = coturn.port
         // What JoinCommand accepts (and parses the same way) for these options.
         let command = try JoinCommand.parse(["ws://127.0.0.1:8080/ws", "--room", "general", "--port", "3478",
                                              "--stun", "stun:127.0.0.1:\(turnPort)", "--turn", "turn:127.0.0.1:\(turnPort)?transport=udp",
