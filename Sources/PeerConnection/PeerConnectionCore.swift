@@ -411,7 +411,7 @@ public final class PeerConnectionCore {
         switch PacketClass.classify(firstByte: first) {
         case .stun:
             // A TURN server may be a STUN server too: Binding goes to the agent, other methods to TURN.
-            if let relayIndex, Self.stunMethod(datagram) != 0x001 {
+            if let relayIndex, STUNMessage.peekHeader(datagram)?.type.method != .binding {
                 receiveFromTURNServer(relayIndex, datagram, now: now)
                 return
             }
@@ -435,13 +435,6 @@ public final class PeerConnectionCore {
         case .unknown:
             counters.droppedUnknownClass += 1
         }
-    }
-
-    /// The STUN method of a datagram that looks like STUN (RFC 8489 section 5: M bits around the class bits).
-    private static func stunMethod(_ datagram: [UInt8]) -> UInt16 {
-        guard datagram.count >= 2 else { return 0 }
-        let type = UInt16(datagram[0]) << 8 | UInt16(datagram[1])
-        return (type & 0x000F) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0F80)
     }
 
     private func receiveFromTURNServer(_ index: Int, _ datagram: [UInt8], now: MonotonicTime) {
@@ -561,7 +554,7 @@ public final class PeerConnectionCore {
             while let message = try relays[index].framer.nextMessage() {
                 counters.datagramsReceived += 1
                 counters.bytesReceived += message.bytes.count
-                if case .stun = message, Self.stunMethod(message.bytes) == 0x001 { continue }  // no Binding over TURN streams
+                if case .stun = message, STUNMessage.peekHeader(message.bytes)?.type.method == .binding { continue }  // no Binding over TURN streams
                 receiveFromTURNServer(index, message.bytes, now: now)
             }
         } catch {

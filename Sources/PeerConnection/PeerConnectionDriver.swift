@@ -188,8 +188,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     private func turnSocketAddress(for bytes: [UInt8], to destination: TransportAddress, from base: TransportAddress) -> TransportAddress? {
         guard let turnSockets, turnServerAddresses.contains(destination), let first = bytes.first else { return nil }
         let isChannelData = (64...79).contains(first)
-        let isTURNMessage = first < 4 && bytes.count >= 20
-            && STUNMessageType(rawValue: UInt16(first) << 8 | UInt16(bytes[1])).method != .binding
+        let isTURNMessage = STUNMessage.peekHeader(bytes).map { $0.type.method != .binding } ?? false
         guard isChannelData || isTURNMessage else { return nil }
         return turnSockets.localAddresses.first { $0.ip == base.ip }
     }

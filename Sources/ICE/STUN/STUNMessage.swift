@@ -162,6 +162,15 @@ public struct STUNMessage: Equatable, Sendable {
             && bytes[4] == 0x21 && bytes[5] == 0x12 && bytes[6] == 0xA4 && bytes[7] == 0x42
     }
 
+    /// The type and transaction ID of what looks like a STUN message (RFC 7983 first byte 0...3, 20
+    /// bytes, the magic cookie), read from the header alone: for routing without decoding.
+    public static func peekHeader(_ bytes: [UInt8]) -> (type: STUNMessageType, transactionID: STUNTransactionID)? {
+        guard bytes.count >= headerLength, bytes[0] < 4,
+              bytes[4] == 0x21, bytes[5] == 0x12, bytes[6] == 0xA4, bytes[7] == 0x42,
+              let transactionID = STUNTransactionID(bytes: bytes[8..<20]) else { return nil }
+        return (STUNMessageType(rawValue: UInt16(bytes[0]) << 8 | UInt16(bytes[1])), transactionID)
+    }
+
     // MARK: Decoding
 
     public init(decoding bytes: [UInt8]) throws(STUNError) {

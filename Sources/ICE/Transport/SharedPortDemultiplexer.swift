@@ -64,9 +64,9 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
     /// Anything else but RTP/RTCP (RFC 7983: DTLS): what comes back from `destination` is `id`'s.
     public mutating func noteSent(_ datagram: [UInt8], to destination: TransportAddress, by id: ID) {
         guard let first = datagram.first, !(128...191).contains(first) else { return }
-        if Self.isSTUN(datagram) {
-            guard Self.stunClass(datagram) == 0 else { return }  // responses and indications teach nothing
-            rememberTransaction(Self.transactionID(datagram), for: id)
+        if let header = STUNMessage.peekHeader(datagram) {
+            guard header.type.messageClass == .request else { return }  // responses and indications teach nothing
+            rememberTransaction(header.transactionID, for: id)
             if bySource[destination] == nil { remember(destination, for: id) }
         } else {
             remember(destination, for: id)
@@ -89,8 +89,11 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
             remember(source, for: id)
             return id
         }
-        let isSTUNResponse = Self.isSTUN(datagram) && Self.stunClass(datagram) >= 2
-        if isSTUNResponse, let entry = transactions.removeValue(forKey: Self.transactionID(datagram)) {
+        let response = STUNMessage.peekHeader(datagram).flatMap { header in
+            header.type.messageClass == .successResponse || header.type.messageClass == .errorResponse ? header.transactionID : nil
+        }
+        let isSTUNResponse = response != nil
+        if let response, let entry = transactions.removeValue(forKey: response) {
             return entry.id
         }
         guard let id = bySource[source] else {
@@ -98,24 +101,6 @@ public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
             return nil
         }
         return id
-    }
-
-    /// A STUN header (RFC 8489 6: two zero bits, the magic cookie) on at least 20 bytes.
-    private static func isSTUN(_ datagram: [UInt8]) -> Bool {
-        datagram.count >= 20 && datagram[0] < 4
-            && datagram[4] == 0x21 && datagram[5] == 0x12 && datagram[6] == 0xA4 && datagram[7] == 0x42
-    }
-
-    /// The class bits (C1 C0): 0 request, 1 indication, 2 success response, 3 error response.
-    private static func stunClass(_ datagram: [UInt8]) -> Int {
-        Int(datagram[0] & 0x01) << 1 | Int(datagram[1] & 0x10) >> 4
-    }
-
-    private static func transactionID(_ datagram: [UInt8]) -> STUNTransactionID {
-        var high: UInt64 = 0, low: UInt32 = 0
-        for index in 8..<16 { high = high << 8 | UInt64(datagram[index]) }
-        for index in 16..<20 { low = low << 8 | UInt32(datagram[index]) }
-        return STUNTransactionID(high: high, low: low)
     }
 
     private mutating func rememberTransaction(_ transaction: STUNTransactionID, for id: ID) {

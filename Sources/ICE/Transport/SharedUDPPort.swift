@@ -64,17 +64,16 @@ public final class SharedUDPPort: @unchecked Sendable {
         /// Queues a datagram on the shared socket bound to `local`; `flush()` sends the batch.
         /// Call on this attachment's event loop.
         public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) {
-            // RTP/RTCP (RFC 7983: 128...191) goes to the selected pair, whose address was already
-            // learned by its checks; STUN requests teach their transaction IDs, DTLS its destination.
-            let learns = !(128...191).contains(bytes.first ?? 0)
+            // STUN requests teach the demultiplexer their transaction IDs, DTLS its destination
+            // (`noteSent` passes over RTP/RTCP, which goes to an address its checks already taught).
             if sameLoop {
-                if learns { port.demultiplexer.noteSent(bytes, to: remote, by: id) }
+                port.demultiplexer.noteSent(bytes, to: remote, by: id)
                 try? port.sockets.send(bytes, from: local, to: remote)
             } else {
                 // The demultiplexer is confined to the port's loop, so a connection on another loop
                 // hops there (once per datagram; NIO would hop for the socket write anyway).
                 port.eventLoop.execute { [self] in
-                    if learns { port.demultiplexer.noteSent(bytes, to: remote, by: id) }
+                    port.demultiplexer.noteSent(bytes, to: remote, by: id)
                     try? port.sockets.send(bytes, from: local, to: remote)
                 }
             }

@@ -55,6 +55,16 @@ enum RFC5769 {
         #expect(!message.verifyIntegrity(of: RFC5769.request, key: STUNCredentials.shortTermKey(password: "VOkJxbRl1RmTxUk/WvJxBr")))
     }
 
+    @Test func headerPeekReadsTypeAndTransactionWithoutDecoding() {
+        let header = STUNMessage.peekHeader(RFC5769.request)
+        #expect(header?.type == .bindingRequest && header?.transactionID == RFC5769.transactionID)
+        var noCookie = RFC5769.request
+        noCookie[4] ^= 0xFF
+        #expect(STUNMessage.peekHeader(noCookie) == nil)
+        #expect(STUNMessage.peekHeader(Array(RFC5769.request.prefix(19))) == nil)
+        #expect(STUNMessage.peekHeader([0x80] + RFC5769.request.dropFirst()) == nil)  // RTP's first byte
+    }
+
     @Test func sampleRequestEncodesByteForByte() {
         let message = STUNMessage(type: .bindingRequest, transactionID: RFC5769.transactionID, attributes: [
             .software("STUN test client"),
