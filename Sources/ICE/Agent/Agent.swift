@@ -162,14 +162,14 @@ public struct ICEAgent: Sendable {
     /// The remote candidates, signalled and peer-reflexive.
     public var remoteCandidates: [Candidate] { remotes.map(\.candidate) }
 
-    /// Whether datagrams from `address` may be accepted (it is a remote candidate or the selected remote);
-    /// a non-STUN datagram from anywhere else must be dropped by the caller.
     /// Remote addresses with a succeeded check in this generation: what the peer may send from
     /// (a controlling peer can switch its own sending to any of them, nominated or not).
     public var validatedRemoteAddresses: [TransportAddress] {
         pairs.filter { $0.state == .succeeded }.map { remotes[$0.remote].address }
     }
 
+    /// Whether datagrams from `address` may be accepted (it is a remote candidate or the selected remote);
+    /// a non-STUN datagram from anywhere else must be dropped by the caller.
     public func isKnownRemote(_ address: TransportAddress) -> Bool {
         selected?.pair.remoteAddress == address || remotes.contains { $0.address == address }
     }

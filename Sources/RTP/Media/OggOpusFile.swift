@@ -101,8 +101,9 @@ public final class OggFileOutput: OggOutput {
             let bytes = held
             held = []
             if !bytes.isEmpty { try writeAll(bytes) }
-        case .failure(let error):
+        case .failure(let failure):
             held = []
+            let error = OggOutputError.posix(operation: "open", errno: failure.errno)
             creationError = error
             throw error
         }
@@ -129,9 +130,14 @@ public final class OggFileOutput: OggOutput {
 /// over through a `Mutex`; the owner polls it (no lock once it has the descriptor), and waits for
 /// it at close and in deinit, so a descriptor never outlives its owner.
 final class BackgroundFileCreation: Sendable {
+    /// open(2) failed with `errno`; each output turns it into its own typed error.
+    struct Failure: Error, Sendable {
+        var errno: Int32
+    }
+
     private enum State: Sendable {
         case pending
-        case done(Result<Int32, OggOutputError>)
+        case done(Result<Int32, Failure>)
         case taken
     }
 
@@ -142,13 +148,13 @@ final class BackgroundFileCreation: Sendable {
     init(path: String) {
         Self.queue.async { [self] in
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            let result: Result<Int32, OggOutputError> = fd >= 0 ? .success(fd) : .failure(.posix(operation: "open", errno: errno))
+            let result: Result<Int32, Failure> = fd >= 0 ? .success(fd) : .failure(Failure(errno: errno))
             state.withLock { $0 = .done(result) }
         }
     }
 
     /// The result, once (nil while the file is being created).
-    func result() -> Result<Int32, OggOutputError>? {
+    func result() -> Result<Int32, Failure>? {
         state.withLock { state in
             guard case .done(let result) = state else { return nil }
             state = .taken
@@ -156,7 +162,7 @@ final class BackgroundFileCreation: Sendable {
         }
     }
 
-    func waitForResult() -> Result<Int32, OggOutputError>? {
+    func waitForResult() -> Result<Int32, Failure>? {
         Self.queue.sync {}
         return result()
     }

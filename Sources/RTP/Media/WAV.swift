@@ -233,11 +233,11 @@ public final class WAVWriter {
         case .success(let descriptor):
             fd = descriptor
             try writeAll(WAVFile.header(sampleRate: sampleRate, channels: channels, dataBytes: 0), at: 0)
-        case .failure(let error):
+        case .failure(let failure):
             buffer = []
-            let failure: WAVError = if case .posix(let operation, let code) = error { .posix(operation: operation, errno: code) } else { .closed }
-            creationError = failure
-            throw failure
+            let error = WAVError.posix(operation: "open", errno: failure.errno)
+            creationError = error
+            throw error
         }
     }
 
