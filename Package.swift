@@ -34,7 +34,8 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         // What Swift cannot import: OpenSSL macros, opus_*_ctl requests, ALSA's error handler.
-        .target(name: "CShims", dependencies: ["COpenSSL", "COpus", "CALSA"]),
+        // Also libsrtp2's cipher and HMAC types on OpenSSL (srtp_openssl.c).
+        .target(name: "CShims", dependencies: ["COpenSSL", "CSRTP", "COpus", "CALSA"]),
 
         // Ring 1 + 2: wire codecs and sans-IO cores.
         .target(name: "Wire", swiftSettings: strict),

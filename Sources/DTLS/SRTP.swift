@@ -1,3 +1,4 @@
+import CShims
 import CSRTP
 
 /// A DTLS-SRTP protection profile (RFC 5764, RFC 7714); the raw value is its IANA id.
@@ -148,14 +149,23 @@ public struct SRTPStatistics: Sendable, Equatable {
 /// libsrtp is initialised exactly once, on first use; Swift runs a global's initialiser once
 /// and thread-safely.
 private let srtpLibraryStatus: srtp_err_status_t = {
-    // Before libsrtp loads NSS with its small tables (see NSSTables).
-    _ = NSSTables.initialized
+    let onNSS = SRTPCrypto.requestedNSS
+    // Before libsrtp loads NSS with its small tables (see NSSTables), when NSS is to stay.
+    if onNSS { _ = NSSTables.initialized }
     let status = srtp_init()
     guard status == srtp_err_status_ok else { return status }
-    // Debian's libsrtp2 runs on NSS, which loads its soft token with the first cipher context and
-    // unloads it with the last (about 1.8 ms each time). One context kept for the life of the
-    // process keeps NSS loaded, so each new session costs ~70 µs instead.
-    _ = try? SRTPSession.makeResidentContext()
+    if !onNSS {
+        // libsrtp's GCM, ICM and HMAC-SHA1 on OpenSSL instead of NSS (srtp_openssl.c). A refusal
+        // (a failed known-answer test) leaves that family on NSS; `SRTPCrypto` reports it.
+        SRTPCrypto.installStatus = peerd_srtp_install_openssl()
+    }
+    if SRTPCrypto.familiesOnOpenSSL != SRTPCrypto.Family.allCases.count {
+        // Some cipher runs on NSS, which loads its soft token with the first cipher context and
+        // unloads it with the last (about 1.8 ms each time). One context kept for the life of the
+        // process keeps NSS loaded, so each new session costs ~70 µs instead.
+        if !onNSS { _ = NSSTables.initialized }
+        _ = try? SRTPSession.makeResidentContext()
+    }
     return status
 }()
 

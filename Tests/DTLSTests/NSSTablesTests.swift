@@ -1,10 +1,11 @@
 import Testing
 @testable import DTLS
 
-/// `NSSTables`: NSS is initialised by peerd (large tables) before libsrtp's first cipher, and
-/// libsrtp keeps working with it when many sessions come and go.
+/// `NSSTables`: NSS can be initialised by peerd with its large tables (used when libsrtp keeps its
+/// NSS types: `PEERD_SRTP_CRYPTO=nss`, or a refused OpenSSL type), and libsrtp keeps working when
+/// many sessions come and go.
 @Suite struct NSSTablesTests {
-    @Test func nssIsInitialisedBeforeLibsrtpOnThisPlatform() throws {
+    @Test func nssCanBeInitialisedWithLargeTablesOnThisPlatform() throws {
         _ = try SRTPSession.makeLoopbackPair(profile: .aeadAes128Gcm)
         // Debian's libsrtp2 links NSS; a libsrtp2 built on OpenSSL would have no NSS to find.
         #expect(NSSTables.initialized, "NSS_InitContext without OPTIMIZESPACE did not succeed (is libsrtp2 built on NSS here?)")

@@ -1,4 +1,5 @@
 import COpenSSL
+import CShims
 import CSRTP
 import Testing
 #if canImport(Glibc)
@@ -219,23 +220,30 @@ struct SRTPTests {
         #expect(Reference.gcmOpen(key: key, iv: iv, aad: header, sealed: tampered) == nil)
     }
 
-    @Test("libsrtp's own AES-GCM cipher, keyed with the RFC 7714 session keys, reproduces sections 16.1 and 16.2",
+    @Test("libsrtp's AES-GCM cipher types, NSS's and peerd's on OpenSSL, keyed with the RFC 7714 session keys, reproduce sections 16.1 and 16.2",
           arguments: [SRTPProfile.aeadAes128Gcm, .aeadAes256Gcm])
     func libsrtpCipherReproducesRFC7714(profile: SRTPProfile) throws {
-        // Initialise libsrtp (and NSS under it) the way the wrapper does.
+        // Initialise libsrtp the way the wrapper does (which installs the OpenSSL types).
         _ = try SRTPSession.makeLoopbackPair(profile: profile)
-        let cipher = try LibSRTPCipher(profile: profile)
+        let id = profile == .aeadAes128Gcm ? SRTP_AES_GCM_128 : SRTP_AES_GCM_256
         let key = profile == .aeadAes128Gcm ? RFC7714.key128 : RFC7714.key256
+        // The cipher is keyed with key || salt; it reads only the key (the IV carries the salt).
+        let keyWithSalt = key + RFC7714.salt
         let expected = profile == .aeadAes128Gcm ? RFC7714.srtp128 : RFC7714.srtp256
         let iv = Reference.srtpIV(salt: RFC7714.salt, ssrc: hex("5501a0b2"), roc: 0, sequence: hex("f17b"))
         let header = Array(RFC7714.rtp[0..<12])
-        let sealed = try cipher.seal(key: key, iv: iv, aad: header, plaintext: Array(RFC7714.rtp[12...]))
-        #expect(hexString(header + sealed) == hexString(expected))
-        let opened = try cipher.open(key: key, iv: iv, aad: header, sealed: Array(expected[12...]))
-        #expect(header + opened == RFC7714.rtp)
-        var tampered = Array(expected[12...])
-        tampered[tampered.count - 1] ^= 0x80
-        #expect(throws: SRTPError.authFailed) { try cipher.open(key: key, iv: iv, aad: header, sealed: tampered) }
+        for type in [try #require(peerd_srtp_builtin_cipher_type(id)), try #require(peerd_srtp_kernel_cipher_type(id))] {
+            let name = String(cString: type.pointee.description)
+            let sealed = try SRTPCryptoTests.gcmSeal(type, key: keyWithSalt, tagLength: 16, iv: iv, aad: header, plaintext: Array(RFC7714.rtp[12...]))
+            #expect(hexString(header + sealed) == hexString(expected), "\(name)")
+            let opened = try SRTPCryptoTests.gcmOpen(type, key: keyWithSalt, tagLength: 16, iv: iv, aad: header, sealed: Array(expected[12...]))
+            #expect(header + opened == RFC7714.rtp, "\(name)")
+            var tampered = Array(expected[12...])
+            tampered[tampered.count - 1] ^= 0x80
+            #expect(throws: SRTPCryptoTests.Failed(status: srtp_err_status_auth_fail), "\(name)") {
+                try SRTPCryptoTests.gcmOpen(type, key: keyWithSalt, tagLength: 16, iv: iv, aad: header, sealed: tampered)
+            }
+        }
     }
 
     @Test("wrapper SRTCP matches the reference fed RFC 3711 derived session keys",
@@ -431,85 +439,5 @@ struct SRTPTests {
         #expect(SRTPKeyingMaterial(exported: exported, profile: .aes128CmSha1_80, isClient: true) == nil)
         #expect(SRTPProfile.aes128CmSha1_80.keyingMaterialLength == 60)
         #expect(SRTPProfile.aeadAes256Gcm.keyingMaterialLength == 88)
-    }
-}
-
-/// libsrtp's AES-GCM cipher below the SRTP layer (the `srtp_cipher_*` API of <srtp2/cipher.h>),
-/// keyed with session keys directly. The cipher types `srtp_aes_gcm_128/256` are exported by
-/// libsrtp2 but not declared in its public headers, and CSRTP imports only <srtp2/srtp.h>, so
-/// the symbols are looked up with dlsym; the signatures follow cipher.h.
-struct LibSRTPCipher {
-    typealias Alloc = @convention(c) (UnsafeRawPointer, UnsafeMutablePointer<OpaquePointer?>, Int32, Int32) -> UInt32
-    typealias Dealloc = @convention(c) (OpaquePointer) -> UInt32
-    typealias Initialise = @convention(c) (OpaquePointer, UnsafePointer<UInt8>) -> UInt32
-    typealias SetIV = @convention(c) (OpaquePointer, UnsafeMutablePointer<UInt8>, Int32) -> UInt32
-    typealias SetAAD = @convention(c) (OpaquePointer, UnsafePointer<UInt8>, UInt32) -> UInt32
-    typealias Crypt = @convention(c) (OpaquePointer, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<UInt32>) -> UInt32
-
-    struct Missing: Error { let symbol: String }
-
-    let type: UnsafeRawPointer
-    let keyLengthWithSalt: Int32
-    let alloc: Alloc, dealloc: Dealloc, initialise: Initialise, setIV: SetIV, setAAD: SetAAD
-    let encrypt: Crypt, decrypt: Crypt, getTag: Crypt
-
-    init(profile: SRTPProfile) throws {
-        func symbol(_ name: String) throws -> UnsafeMutableRawPointer {
-            guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { throw Missing(symbol: name) }
-            return address
-        }
-        func function<F>(_ name: String, as _: F.Type) throws -> F { unsafeBitCast(try symbol(name), to: F.self) }
-        type = UnsafeRawPointer(try symbol(profile == .aeadAes128Gcm ? "srtp_aes_gcm_128" : "srtp_aes_gcm_256"))
-        // SRTP_AES_GCM_128_KEY_LEN_WSALT / SRTP_AES_GCM_256_KEY_LEN_WSALT from srtp.h.
-        keyLengthWithSalt = Int32(profile.keyLength + profile.saltLength)
-        alloc = try function("srtp_cipher_type_alloc", as: Alloc.self)
-        dealloc = try function("srtp_cipher_dealloc", as: Dealloc.self)
-        initialise = try function("srtp_cipher_init", as: Initialise.self)
-        setIV = try function("srtp_cipher_set_iv", as: SetIV.self)
-        setAAD = try function("srtp_cipher_set_aad", as: SetAAD.self)
-        encrypt = try function("srtp_cipher_encrypt", as: Crypt.self)
-        decrypt = try function("srtp_cipher_decrypt", as: Crypt.self)
-        getTag = try function("srtp_cipher_get_tag", as: Crypt.self)
-    }
-
-    private func check(_ status: UInt32) throws(SRTPError) {
-        guard status == srtp_err_status_ok.rawValue else { throw SRTPError(status: srtp_err_status_t(rawValue: status)) }
-    }
-
-    private func withCipher<T>(key: [UInt8], iv: [UInt8], direction: Int32, aad: [UInt8],
-                               _ body: (OpaquePointer) throws(SRTPError) -> T) throws(SRTPError) -> T {
-        var cipher: OpaquePointer? = nil
-        try check(alloc(type, &cipher, keyLengthWithSalt, 16))
-        guard let cipher else { throw .badParam }
-        defer { _ = dealloc(cipher) }
-        try check(initialise(cipher, key))
-        var ivCopy = iv
-        try check(setIV(cipher, &ivCopy, direction))
-        try check(setAAD(cipher, aad, UInt32(aad.count)))
-        return try body(cipher)
-    }
-
-    /// Ciphertext followed by the 16-byte tag.
-    func seal(key: [UInt8], iv: [UInt8], aad: [UInt8], plaintext: [UInt8]) throws(SRTPError) -> [UInt8] {
-        try withCipher(key: key, iv: iv, direction: 0, aad: aad) { cipher throws(SRTPError) in
-            // The NSS backend writes the tag after the data, so the buffer has room for it.
-            var buffer = plaintext + [UInt8](repeating: 0, count: 16)
-            var length = UInt32(plaintext.count)
-            try check(encrypt(cipher, &buffer, &length))
-            var tag = [UInt8](repeating: 0, count: 16)
-            var tagLength: UInt32 = 16
-            try check(getTag(cipher, &tag, &tagLength))
-            return Array(buffer.prefix(Int(length))) + tag.prefix(Int(tagLength))
-        }
-    }
-
-    /// Plaintext, or `.authFailed` when the tag does not verify.
-    func open(key: [UInt8], iv: [UInt8], aad: [UInt8], sealed: [UInt8]) throws(SRTPError) -> [UInt8] {
-        try withCipher(key: key, iv: iv, direction: 1, aad: aad) { cipher throws(SRTPError) in
-            var buffer = sealed
-            var length = UInt32(sealed.count)
-            try check(decrypt(cipher, &buffer, &length))
-            return Array(buffer.prefix(sealed.count - 16))
-        }
     }
 }

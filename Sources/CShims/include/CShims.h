@@ -5,4 +5,5 @@
 #include "peerd_opus.h"
 #include "peerd_alsa.h"
 #include "peerd_hmac.h"
+#include "peerd_srtp.h"
 #endif

@@ -1,0 +1,50 @@
+#ifndef PEERD_SRTP_H
+#define PEERD_SRTP_H
+#include <stdint.h>
+#include <srtp2/auth.h>
+#include <srtp2/cipher.h>
+#include <srtp2/crypto_types.h> // SRTP_AES_GCM_128, SRTP_HMAC_SHA1, ...
+
+// libsrtp2's crypto on system OpenSSL.
+//
+// Debian's libsrtp2 is built on NSS. Its AES-GCM calls PK11_Decrypt/PK11_Encrypt for every packet
+// (a PKCS#11 session and a key lookup in a table that grows with the number of live sessions), and
+// its AES-ICM creates a PK11 context for every packet. libsrtp lets a program replace the cipher
+// and authentication types in its crypto kernel (srtp_replace_cipher_type,
+// srtp_replace_auth_type), so libsrtp keeps doing SRTP itself (key derivation, replay windows,
+// rollover counters, SRTCP) and only the block-cipher and HMAC primitives run on OpenSSL:
+//
+// - AES-128/256-GCM (RFC 7714): one EVP_CIPHER_CTX per direction keyed once; per packet only the IV;
+// - AES-128/192/256-ICM (RFC 3711 counter mode, also libsrtp's key derivation): EVP AES-CTR;
+// - HMAC-SHA1: the key's inner and outer pad states hashed once, copied per packet.
+//
+// libsrtp runs its known-answer tests on every replacement, with the test data of the type it
+// replaces too, and refuses a type that fails them.
+
+// Bits of peerd_srtp_openssl_installed().
+#define PEERD_SRTP_OPENSSL_GCM 0x1
+#define PEERD_SRTP_OPENSSL_ICM 0x2
+#define PEERD_SRTP_OPENSSL_HMAC 0x4
+
+// Replaces the types in libsrtp's crypto kernel. Call once, after srtp_init() and before any
+// srtp_create(). Returns 0, or the first libsrtp status that refused a replacement (the types
+// already replaced stay replaced; the others stay on NSS).
+int peerd_srtp_install_openssl(void);
+
+// Which of the types are installed (PEERD_SRTP_OPENSSL_* bits).
+int peerd_srtp_openssl_installed(void);
+
+// The cipher or auth type libsrtp's crypto kernel uses now for an id; NULL if it has none.
+const srtp_cipher_type_t *peerd_srtp_kernel_cipher_type(int cipher_id);
+const srtp_auth_type_t *peerd_srtp_kernel_auth_type(int auth_id);
+
+// libsrtp's own (NSS) types, which it exports but does not declare: AES-GCM 128/256, AES-ICM
+// 128/192/256 by cipher id, HMAC-SHA1; NULL for other ids. For tests that compare the two.
+const srtp_cipher_type_t *peerd_srtp_builtin_cipher_type(int cipher_id);
+const srtp_auth_type_t *peerd_srtp_builtin_hmac_sha1(void);
+
+// The description of the cipher type libsrtp's kernel now uses for a cipher id (SRTP_AES_GCM_128,
+// ...) or of the auth type for an auth id (SRTP_HMAC_SHA1); NULL if it has none.
+const char *peerd_srtp_cipher_description(int cipher_id);
+const char *peerd_srtp_auth_description(int auth_id);
+#endif
