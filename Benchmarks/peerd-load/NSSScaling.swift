@@ -6,8 +6,9 @@ import Wire
 /// `peerd-load srtp-scaling [--sessions 1,1000,4000]`: SRTP protect +
 /// unprotect of a 100-byte RTP packet, round robin over K live session pairs (as a receiver with
 /// K connections), to show how Debian's NSS-backed libsrtp2 scales with the number of sessions.
-/// CPU time of this thread. `PEERD_NSS_OPTIMIZE_SPACE=1` in the environment gives the figures
-/// with NSS's small tables (as before DTLS's `NSSTables`).
+/// CPU time of this thread. By default libsrtp's ciphers run on OpenSSL (DTLS `SRTPCrypto`);
+/// `PEERD_SRTP_CRYPTO=nss` keeps libsrtp's NSS types, and `PEERD_NSS_OPTIMIZE_SPACE=1` with it gives
+/// the figures with NSS's small tables (as before DTLS's `NSSTables`).
 enum SRTPScaling {
     static func run(arguments: [String]) throws {
         var counts = [1, 500, 1000, 2000, 4000]
@@ -24,7 +25,12 @@ enum SRTPScaling {
         var pairs: [(a: SRTPSession, b: SRTPSession)] = []
         var sequence: [UInt16] = []
         let say = { (line: String) in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
-        say("SRTP AEAD_AES_128_GCM protect + unprotect, 100-byte RTP packet, round robin over K session pairs (\(small ? "PEERD_NSS_OPTIMIZE_SPACE=1: NSS with libsrtp's 32-bucket tables" : "NSS initialised by peerd with 1024-bucket tables"))")
+        let first = try SRTPSession.makeLoopbackPair(profile: .aeadAes128Gcm)
+        pairs.append(first)
+        sequence.append(1)
+        let crypto = SRTPCrypto.onOpenSSL.contains(.aesGCM) ? SRTPCrypto.summary
+            : SRTPCrypto.summary + (small ? ", PEERD_NSS_OPTIMIZE_SPACE=1: NSS with libsrtp's 32-bucket tables" : ", NSS initialised by peerd with 1024-bucket tables")
+        say("SRTP AEAD_AES_128_GCM protect + unprotect, 100-byte RTP packet, round robin over K session pairs (\(crypto))")
         for count in counts.sorted() {
             while pairs.count < count {
                 pairs.append(try SRTPSession.makeLoopbackPair(profile: .aeadAes128Gcm))

@@ -184,6 +184,7 @@ struct PeerdLoad {
         default:
             throw BadArgument(description: "unknown mode \(mode) (see --help)")
         }
+        say("SRTP: \(SRTPCrypto.summary) (receiver and senders; PEERD_SRTP_CRYPTO=nss for NSS)")
         say("load average at end: \(loadAverage()); total \(formatted((MonotonicTime.now() - start).seconds, 0)) s")
         try await senderGroup.shutdownGracefully()
     }

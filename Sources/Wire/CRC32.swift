@@ -47,17 +47,45 @@ public enum CRC32 {
 
 /// The Ogg page CRC (RFC 3533): polynomial 0x04C11DB7, not reflected, initial value 0, no final xor.
 public enum OggCRC {
-    @usableFromInline static let table: [UInt32] = (0..<256).map { index -> UInt32 in
-        var crc = UInt32(index) << 24
-        for _ in 0..<8 { crc = (crc & 0x8000_0000) != 0 ? (crc << 1) ^ 0x04C1_1DB7 : crc << 1 }
-        return crc
-    }
+    /// `tables[k][i]`: the CRC of byte i followed by k zero bytes (slicing by 4: four bytes per step).
+    @usableFromInline static let tables: [UInt32] = {
+        var tables = [UInt32](repeating: 0, count: 4 * 256)
+        for index in 0..<256 {
+            var crc = UInt32(index) << 24
+            for _ in 0..<8 { crc = (crc & 0x8000_0000) != 0 ? (crc << 1) ^ 0x04C1_1DB7 : crc << 1 }
+            tables[index] = crc
+        }
+        for k in 1..<4 {
+            for index in 0..<256 {
+                let previous = tables[(k - 1) * 256 + index]
+                tables[k * 256 + index] = (previous << 8) ^ tables[Int(previous >> 24)]
+            }
+        }
+        return tables
+    }()
 
     @inlinable public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc = crc
-        table.withUnsafeBufferPointer { table in
-            for byte in bytes { crc = (crc << 8) ^ table[Int(((crc >> 24) ^ UInt32(byte)) & 0xFF)] }
+        tables.withUnsafeBufferPointer { t in
+            var index = 0
+            let count = bytes.count
+            while index + 4 <= count {
+                crc ^= UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
+                crc = t[768 + Int(crc >> 24)] ^ t[512 + Int((crc >> 16) & 0xFF)] ^ t[256 + Int((crc >> 8) & 0xFF)] ^ t[Int(crc & 0xFF)]
+                index += 4
+            }
+            while index < count {
+                crc = (crc << 8) ^ t[Int(((crc >> 24) ^ UInt32(bytes[index])) & 0xFF)]
+                index += 1
+            }
         }
+        return crc
+    }
+
+    /// One byte at a time (the definition; `update` must agree with it).
+    public static func updateBytewise(_ crc: UInt32, _ bytes: some Sequence<UInt8>) -> UInt32 {
+        var crc = crc
+        for byte in bytes { crc = (crc << 8) ^ tables[Int(((crc >> 24) ^ UInt32(byte)) & 0xFF)] }
         return crc
     }
 

@@ -15,6 +15,16 @@ import Testing
         #expect(OggCRC.checksum(Array("123456789".utf8)) == 0x89A1_897F)
     }
 
+    @Test func oggCRCFourBytesAtATimeAgreesWithTheBytewiseDefinition() {
+        var generator = SystemRandomNumberGenerator()
+        for length in Array(0...20) + [255, 4096, 5003] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
+            let sliced = bytes.withUnsafeBytes { OggCRC.update(seed, $0) }
+            #expect(sliced == OggCRC.updateBytewise(seed, bytes), "length \(length)")
+        }
+    }
+
     @Test func readerNeverReadsPastTheEnd() {
         let bytes: [UInt8] = [1, 2, 3]
         bytes.withUnsafeBytes { raw in

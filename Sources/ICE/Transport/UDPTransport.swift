@@ -47,19 +47,24 @@ public final class UDPSocketSet: Sendable {
 
     public var localAddresses: [TransportAddress] { sockets.keys.sorted { $0.description < $1.description } }
 
-    /// Which destinations the kernel routes from which local address (see `send`); loop-confined.
-    private let routes: NIOLoopBoundBox<RouteCheck>
+    /// Loop-confined: which destinations the kernel routes from which local address (see `send`),
+    /// and whether writes wait for a flush (a read batch that produced nothing flushes nothing).
+    private struct SendState {
+        var routes = RouteCheck()
+        var needsFlush = false
+    }
+    private let state: NIOLoopBoundBox<SendState>
 
     private init(eventLoop: any EventLoop, sockets: [TransportAddress: any Channel]) {
         self.eventLoop = eventLoop
         self.sockets = sockets
-        routes = .makeBoxSendingValue(RouteCheck(), eventLoop: eventLoop)
+        state = .makeBoxSendingValue(SendState(), eventLoop: eventLoop)
     }
 
     /// Datagrams not sent because the kernel cannot send to their destination from that socket
     /// (port 0, another address family, a non-loopback address from a loopback socket, broadcast,
     /// no route). Call on `eventLoop`.
-    public var unroutableDrops: Int { routes.value.drops }
+    public var unroutableDrops: Int { state.value.routes.drops }
 
     /// Binds one socket per address on `eventLoop`. `onReceive` and `onReadComplete` run on that loop:
     /// the second after each batch of reads, a good moment to flush what the batch produced.
@@ -166,12 +171,17 @@ public final class UDPSocketSet: Sendable {
     /// route lookup, nothing is sent).
     public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) throws(UDPTransportError) {
         guard let channel = sockets[local] else { throw .unknownLocalSocket(local) }
-        guard routes.value.admits(from: local.ip, to: remote) else { return }
+        guard state.value.routes.admits(from: local.ip, to: remote) else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
         channel.write(AddressedEnvelope(remoteAddress: remote.socketAddress, data: buffer), promise: nil)
+        state.value.needsFlush = true
     }
 
+    /// Sends what `send` queued since the last flush (nothing to do, and no channel touched, when it
+    /// queued nothing: the common case after a read batch of received media). Call on `eventLoop`.
     public func flush() {
+        guard state.value.needsFlush else { return }
+        state.value.needsFlush = false
         for channel in sockets.values { channel.flush() }
     }
 
