@@ -247,8 +247,13 @@ public final class WAVWriter {
         guard fd >= 0 || pendingCreation != nil else { throw .closed }
         guard samples.count % channels == 0 else { throw .sampleCountNotFrameAligned(samples.count) }
         guard dataBytesOnDisk + buffer.count + samples.count * 2 <= Self.maxDataBytes else { throw .tooLarge }
+        #if _endian(little)
+        // The samples' memory is already the file's little-endian 16-bit PCM: one copy.
+        samples.withUnsafeBytes { buffer.append(contentsOf: $0) }
+        #else
         buffer.reserveCapacity(buffer.count + samples.count * 2)
         for sample in samples { buffer.appendLittleEndian(UInt16(bitPattern: sample)) }
+        #endif
         frameCount += samples.count / channels
         if buffer.count >= flushInterval * channels * 2 { try flush() }
     }
