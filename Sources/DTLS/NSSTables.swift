@@ -11,6 +11,9 @@ import Glibc
 /// for the life of the process, without that flag gives the soft token its 1,024-bucket tables
 /// (7.4 µs at 1,000 pairs, 20 µs at 4,000); libsrtp's later contexts only add references.
 ///
+/// Used only while some libsrtp type runs on NSS: by default peerd replaces them with OpenSSL
+/// ones (`SRTPCrypto`), and `PEERD_SRTP_CRYPTO=nss` keeps NSS (then this applies).
+///
 /// Found at run time (`dlopen` of the libnss3 that libsrtp2 already links), so no build
 /// dependency is added; on a libsrtp2 built on OpenSSL this finds no NSS and does nothing.
 /// `PEERD_NSS_OPTIMIZE_SPACE=1` skips it (to measure the difference).

@@ -169,8 +169,9 @@ private let srtpLibraryStatus: srtp_err_status_t = {
     return status
 }()
 
-/// SRTP and SRTCP protection for one DTLS-SRTP association on libsrtp2: an outbound context
-/// (local key, any SSRC) and an inbound context (remote key, any SSRC).
+/// SRTP and SRTCP protection for one DTLS-SRTP association on libsrtp2 (its ciphers and HMAC on
+/// OpenSSL, see `SRTPCrypto`): an outbound context (local key, any SSRC) and an inbound context
+/// (remote key, any SSRC).
 ///
 /// `@unchecked Sendable`: libsrtp contexts have no internal locking, so a session must be
 /// confined to one actor or event loop at a time; it is Sendable only so that its owner can be

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DTLS
 import Dispatch
 import Foundation
 import ICE
@@ -206,6 +207,7 @@ struct JoinCommand: AsyncParsableCommand {
                                                               configuration: .init(socketBufferBytes: 8 << 20), eventLoop: loop)
             logger.info("one UDP port for every connection: \(options.sharedPort?.localAddresses.map(\.description) ?? [])")
         }
+        logger.info("SRTP: \(SRTPCrypto.summary)")
         let bot = try RoomBot(options: options, loop: loop, logger: logger)
         let runner = Task { await bot.run() }
         let roomID = options.room
