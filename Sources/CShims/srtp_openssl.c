@@ -36,10 +36,40 @@ extern const srtp_auth_type_t *srtp_crypto_kernel_get_auth_type(srtp_auth_type_i
 static const srtp_cipher_type_t gcm_128, gcm_256, icm_128, icm_192, icm_256;
 static const srtp_auth_type_t hmac_sha1;
 
+// MARK: shared by the cipher types
+
+// Each cipher's state starts with its EVP context; the cipher and its state are one allocation.
+typedef struct {
+    EVP_CIPHER_CTX *ctx;
+} evp_state;
+
+static srtp_err_status_t new_cipher(srtp_cipher_t **cp, const srtp_cipher_type_t *type, int key_len, size_t state_size) {
+    srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + state_size);
+    if (cipher == NULL) return srtp_err_status_alloc_fail;
+    evp_state *state = (evp_state *)(cipher + 1);
+    state->ctx = EVP_CIPHER_CTX_new();
+    if (state->ctx == NULL) {
+        free(cipher);
+        return srtp_err_status_alloc_fail;
+    }
+    cipher->type = type;
+    cipher->state = state;
+    cipher->key_len = key_len;
+    cipher->algorithm = type->id;
+    *cp = cipher;
+    return srtp_err_status_ok;
+}
+
+static void free_cipher(srtp_cipher_t *cipher, size_t state_size) {
+    EVP_CIPHER_CTX_free(((evp_state *)cipher->state)->ctx); // clears the key schedule
+    OPENSSL_cleanse(cipher, sizeof(srtp_cipher_t) + state_size);
+    free(cipher);
+}
+
 // MARK: AES-GCM
 
 typedef struct {
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx; // first, as in evp_state
     int key_size;
     int tag_len;
     int encrypt; // -1 until set_iv
@@ -58,30 +88,17 @@ static srtp_err_status_t gcm_alloc(srtp_cipher_t **cp, int key_len, int tag_len)
         return srtp_err_status_bad_param;
     }
     if (tag_len != 8 && tag_len != 16) return srtp_err_status_bad_param;
-    srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + sizeof(gcm_state));
-    if (cipher == NULL) return srtp_err_status_alloc_fail;
-    gcm_state *state = (gcm_state *)(cipher + 1);
-    state->ctx = EVP_CIPHER_CTX_new();
-    if (state->ctx == NULL) {
-        free(cipher);
-        return srtp_err_status_alloc_fail;
-    }
+    srtp_err_status_t status = new_cipher(cp, type, key_len, sizeof(gcm_state));
+    if (status != srtp_err_status_ok) return status;
+    gcm_state *state = (*cp)->state;
     state->key_size = key_size;
     state->tag_len = tag_len;
     state->encrypt = -1;
-    cipher->type = type;
-    cipher->state = state;
-    cipher->key_len = key_len;
-    cipher->algorithm = type->id;
-    *cp = cipher;
     return srtp_err_status_ok;
 }
 
 static srtp_err_status_t gcm_dealloc(srtp_cipher_t *cipher) {
-    gcm_state *state = cipher->state;
-    EVP_CIPHER_CTX_free(state->ctx); // clears the key schedule
-    OPENSSL_cleanse(cipher, sizeof(srtp_cipher_t) + sizeof(gcm_state));
-    free(cipher);
+    free_cipher(cipher, sizeof(gcm_state));
     return srtp_err_status_ok;
 }
 
@@ -179,7 +196,7 @@ static const srtp_cipher_type_t gcm_256 = {
 // MARK: AES-ICM (counter mode)
 
 typedef struct {
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx; // first, as in evp_state
     uint8_t offset[16]; // salt || 00 00
     int key_size;
     int keyed;
@@ -195,28 +212,14 @@ static srtp_err_status_t icm_alloc(srtp_cipher_t **cp, int key_len, int tag_len)
     case SRTP_AES_ICM_256_KEY_LEN_WSALT: type = &icm_256; key_size = SRTP_AES_256_KEY_LEN; break;
     default: return srtp_err_status_bad_param;
     }
-    srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + sizeof(icm_state));
-    if (cipher == NULL) return srtp_err_status_alloc_fail;
-    icm_state *state = (icm_state *)(cipher + 1);
-    state->ctx = EVP_CIPHER_CTX_new();
-    if (state->ctx == NULL) {
-        free(cipher);
-        return srtp_err_status_alloc_fail;
-    }
-    state->key_size = key_size;
-    cipher->type = type;
-    cipher->state = state;
-    cipher->key_len = key_len;
-    cipher->algorithm = type->id;
-    *cp = cipher;
+    srtp_err_status_t status = new_cipher(cp, type, key_len, sizeof(icm_state));
+    if (status != srtp_err_status_ok) return status;
+    ((icm_state *)(*cp)->state)->key_size = key_size;
     return srtp_err_status_ok;
 }
 
 static srtp_err_status_t icm_dealloc(srtp_cipher_t *cipher) {
-    icm_state *state = cipher->state;
-    EVP_CIPHER_CTX_free(state->ctx);
-    OPENSSL_cleanse(cipher, sizeof(srtp_cipher_t) + sizeof(icm_state));
-    free(cipher);
+    free_cipher(cipher, sizeof(icm_state));
     return srtp_err_status_ok;
 }
 
