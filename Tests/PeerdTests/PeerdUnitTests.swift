@@ -115,6 +115,31 @@ import Signaling
         #expect(ContinuousClock.now - start < .seconds(2), "stop() returns within 2 s even without a server")
     }
 
+    @Test func stoppingClosesSignalingWithoutAWarning() async throws {
+        let server = RoomServer(configuration: .init(host: "127.0.0.1", port: 0))
+        let serverTask = Task { try await server.run() }
+        defer { serverTask.cancel() }
+        let port = try #require(await server.waitUntilListening())
+        let lines = CollectedLog()
+        var options = RoomBotOptions(url: "ws://127.0.0.1:\(port)/ws", room: "general", name: "peerd", id: "peerd-test")
+        options.interfaces = .loopbackOnly
+        options.statsInterval = .zero
+        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(),
+                              logger: Logger(label: "test.stop") { _ in CollectingLogHandler(log: lines) })
+        let task = Task { await bot.run() }
+        var deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, !lines.contains("signaling connected") { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(lines.contains("signaling connected"), "\(lines.all)")
+        await bot.stop()
+        task.cancel()
+        deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline, !lines.contains("signaling closed") { try await Task.sleep(for: .milliseconds(50)) }
+        // peerd closed the connection itself: an info line, no warning (the demo printed one at every exit).
+        #expect(lines.contains("info signaling closed"), "\(lines.all)")
+        #expect(!lines.contains("signaling disconnected"), "\(lines.all)")
+        #expect(!lines.all.contains { $0.hasPrefix("warning") || $0.hasPrefix("error") }, "\(lines.all)")
+    }
+
     @Test func unwritableRecordDirectoryIsAClearError() throws {
         let file = NSTemporaryDirectory() + "peerd-file-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: file, contents: Data("x".utf8))

@@ -256,7 +256,12 @@ final class RoomBot: @unchecked Sendable {
             logger.notice("signaling reconnected (attempt \(attempt)); rejoined room \(options.room)")
             events.append("signaling-reconnected", participant: options.id)
         case .disconnected(let reason, let willRetry):
-            logger.warning("signaling disconnected: \(reason)\(willRetry ? "; reconnecting" : "")")
+            // After `stop()` the bot closes the connection itself: not a warning.
+            if stopped {
+                logger.info("signaling closed (\(reason))")
+            } else {
+                logger.warning("signaling disconnected: \(reason)\(willRetry ? "; reconnecting" : "")")
+            }
         case .message(let message):
             handle(message)
         case .invalidMessage(let error):
