@@ -148,7 +148,7 @@ public struct SRTPStatistics: Sendable, Equatable {
 
 /// libsrtp is initialised exactly once, on first use; Swift runs a global's initialiser once
 /// and thread-safely.
-private let srtpLibraryStatus: srtp_err_status_t = {
+let srtpLibraryStatus: srtp_err_status_t = {
     let onNSS = SRTPCrypto.requestedNSS
     // Before libsrtp loads NSS with its small tables (see NSSTables), when NSS is to stay.
     if onNSS { _ = NSSTables.initialized }

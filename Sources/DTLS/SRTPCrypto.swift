@@ -49,7 +49,7 @@ public enum SRTPCrypto {
 
     /// The families whose libsrtp types run on OpenSSL (initialises libsrtp if it was not).
     public static var onOpenSSL: Set<Family> {
-        _ = try? SRTPSession.makeLoopbackPair(profile: .aeadAes128Gcm)
+        _ = srtpLibraryStatus
         return Set(Family.allCases.filter { peerd_srtp_openssl_installed() & $0.bit != 0 })
     }
 
@@ -66,9 +66,10 @@ public enum SRTPCrypto {
         return result
     }
 
-    /// One line for logs and benchmark headers, e.g. "libsrtp 2 with AES-GCM, AES-ICM, HMAC-SHA1 on OpenSSL".
+    /// One line for logs and benchmark headers, e.g. "libsrtp with AES-GCM, AES-ICM, HMAC-SHA1 on OpenSSL".
     public static var summary: String {
-        let families = Family.allCases.filter { onOpenSSL.contains($0) }
+        let installed = onOpenSSL
+        let families = Family.allCases.filter { installed.contains($0) }
         if families.isEmpty { return "libsrtp on its own crypto (NSS)" + (installStatus != 0 ? ", OpenSSL types refused (status \(installStatus))" : "") }
         let rest = Family.allCases.filter { !families.contains($0) }
         return "libsrtp with " + families.map(\.rawValue).joined(separator: ", ") + " on OpenSSL"
