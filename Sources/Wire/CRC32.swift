@@ -83,7 +83,7 @@ public enum OggCRC {
     }
 
     /// One byte at a time (the definition; `update` must agree with it).
-    public static func updateBytewise(_ crc: UInt32, _ bytes: some Sequence<UInt8>) -> UInt32 {
+    static func updateBytewise(_ crc: UInt32, _ bytes: some Sequence<UInt8>) -> UInt32 {
         var crc = crc
         for byte in bytes { crc = (crc << 8) ^ tables[Int(((crc >> 24) ^ UInt32(byte)) & 0xFF)] }
         return crc

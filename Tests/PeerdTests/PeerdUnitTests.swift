@@ -98,16 +98,20 @@ import Signaling
         #expect(try FileManager.default.contentsOfDirectory(atPath: base) == ["rec"], "nothing written next to DIR")
     }
 
-    @Test func unreachableRoomServerIsLoggedAndStopIsPrompt() async throws {
-        let lines = CollectedLog()
-        var options = RoomBotOptions(url: "ws://127.0.0.1:9/ws", room: "general", name: "peerd", id: "peerd-test")
+    /// A bot on `url` whose log lines are collected, running; its `run()` task is returned too.
+    private func loggingBot(url: String, lines: CollectedLog) throws -> (RoomBot, Task<Void, Never>) {
+        var options = RoomBotOptions(url: url, room: "general", name: "peerd", id: "peerd-test")
         options.interfaces = .loopbackOnly
         options.statsInterval = .zero
         let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(),
-                              logger: Logger(label: "test.unreachable") { _ in CollectingLogHandler(log: lines) })
-        let task = Task { await bot.run() }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, !lines.contains("signaling disconnected") { try await Task.sleep(for: .milliseconds(100)) }
+                              logger: Logger(label: "test.bot") { _ in CollectingLogHandler(log: lines) })
+        return (bot, Task { await bot.run() })
+    }
+
+    @Test func unreachableRoomServerIsLoggedAndStopIsPrompt() async throws {
+        let lines = CollectedLog()
+        let (bot, task) = try loggingBot(url: "ws://127.0.0.1:9/ws", lines: lines)
+        try await lines.waitFor("signaling disconnected", seconds: 10)
         #expect(lines.contains("signaling disconnected"), "a clear log line when the room server cannot be reached: \(lines.all)")
         let start = ContinuousClock.now
         await bot.stop()
@@ -121,19 +125,12 @@ import Signaling
         defer { serverTask.cancel() }
         let port = try #require(await server.waitUntilListening())
         let lines = CollectedLog()
-        var options = RoomBotOptions(url: "ws://127.0.0.1:\(port)/ws", room: "general", name: "peerd", id: "peerd-test")
-        options.interfaces = .loopbackOnly
-        options.statsInterval = .zero
-        let bot = try RoomBot(options: options, loop: MultiThreadedEventLoopGroup.singleton.next(),
-                              logger: Logger(label: "test.stop") { _ in CollectingLogHandler(log: lines) })
-        let task = Task { await bot.run() }
-        var deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, !lines.contains("signaling connected") { try await Task.sleep(for: .milliseconds(50)) }
+        let (bot, task) = try loggingBot(url: "ws://127.0.0.1:\(port)/ws", lines: lines)
+        try await lines.waitFor("signaling connected", seconds: 10)
         #expect(lines.contains("signaling connected"), "\(lines.all)")
         await bot.stop()
         task.cancel()
-        deadline = ContinuousClock.now + .seconds(3)
-        while ContinuousClock.now < deadline, !lines.contains("signaling closed") { try await Task.sleep(for: .milliseconds(50)) }
+        try await lines.waitFor("signaling closed", seconds: 3)
         // peerd closed the connection itself: an info line, no warning (the demo printed one at every exit).
         #expect(lines.contains("info signaling closed"), "\(lines.all)")
         #expect(!lines.contains("signaling disconnected"), "\(lines.all)")
@@ -215,6 +212,12 @@ final class CollectedLog: @unchecked Sendable {
     func append(_ line: String) { lock.withLock { lines.append(line) } }
     func contains(_ text: String) -> Bool { lock.withLock { lines.contains { $0.contains(text) } } }
     var all: [String] { lock.withLock { lines } }
+
+    /// Returns once a line contains `text`, or after `seconds` (the caller checks).
+    func waitFor(_ text: String, seconds: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline, !contains(text) { try await Task.sleep(for: .milliseconds(50)) }
+    }
 }
 
 struct CollectingLogHandler: LogHandler {

@@ -52,6 +52,13 @@ public final class UDPSocketSet: Sendable {
     private struct SendState {
         var routes = RouteCheck()
         var needsFlush = false
+
+        /// Whether a datagram from `local` to `remote` may be written; if so, a flush is due.
+        mutating func admit(from local: IPAddress, to remote: TransportAddress) -> Bool {
+            guard routes.admits(from: local, to: remote) else { return false }
+            needsFlush = true
+            return true
+        }
     }
     private let state: NIOLoopBoundBox<SendState>
 
@@ -171,10 +178,10 @@ public final class UDPSocketSet: Sendable {
     /// route lookup, nothing is sent).
     public func send(_ bytes: [UInt8], from local: TransportAddress, to remote: TransportAddress) throws(UDPTransportError) {
         guard let channel = sockets[local] else { throw .unknownLocalSocket(local) }
-        guard state.value.routes.admits(from: local.ip, to: remote) else { return }
+        // One loop-bound access per datagram: the route check also marks the flush as due.
+        guard state.value.admit(from: local.ip, to: remote) else { return }
         let buffer = channel.allocator.buffer(bytes: bytes)
         channel.write(AddressedEnvelope(remoteAddress: remote.socketAddress, data: buffer), promise: nil)
-        state.value.needsFlush = true
     }
 
     /// Sends what `send` queued since the last flush (nothing to do, and no channel touched, when it
