@@ -12,6 +12,7 @@ struct BenchMain {
         ICEBenchmarks.run(&bench)
         MediaBenchmarks.run(&bench)
         PeerConnectionBenchmarks.run(&bench)
+        ManyConnectionsBenchmark.run(&bench)
         print("load average at end: \(loadAverage()); peak RSS \(peakResidentKiB()) KiB")
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import DTLS
 import ICE
 import PeerConnection
@@ -136,6 +137,71 @@ enum PeerConnectionBenchmarks {
             if bench.enabled(firstRTPName) { bench.record(firstRTPName, bench.median(firstRTP), note: spread(firstRTP)) }
             bench.report("  stages (medians): offer/answer/candidates done", bench.humanTime(bench.median(negotiated)))
             bench.report("  stages (medians): both ICE selected pair", bench.humanTime(bench.median(selected)), note: "last run: " + datagramCounts)
+        }
+    }
+}
+
+/// Issue 7: the core's receive path over many live connections, without sockets. N connected pairs
+/// (as `pc/`); every B core is fed, round robin, datagrams its A protected beforehand, and its RTP
+/// events polled, as the driver does. Compares the warm one-connection cost with N cold ones: what
+/// the per-connection state costs when every packet belongs to another connection.
+enum ManyConnectionsBenchmark {
+    static func run(_ bench: inout Bench) {
+        let counts = [10, 100, 1000, 3000]
+        let names = counts.map { "pc/receive over \($0) connections: handleDatagram + poll RTP event" }
+        guard bench.enabled(any: names) else { return }
+        let certificateA = try! DTLSCertificate.generate()
+        let certificateB = try! DTLSCertificate.generate()
+        let packetsPerConnection = Int(ProcessInfo.processInfo.environment["PEERD_BENCH_PACKETS"] ?? "") ?? 40
+        for (count, name) in zip(counts, names) where bench.enabled(name) {
+            var pairs: [PeerConnectionBenchmarks.Pair] = []
+            var datagrams: [[[UInt8]]] = []
+            for index in 0..<count {
+                let pair = PeerConnectionBenchmarks.Pair(certificateA: certificateA, certificateB: certificateB,
+                                                         seed: UInt64(index) * 2 + 1, nominationDelay: nil)
+                pair.negotiate()
+                pair.run { pair.a.isConnected && pair.b.isConnected }
+                var own: [[UInt8]] = []
+                for k in 0..<packetsPerConnection {
+                    let rtp = RTPWireBenchmarks.typicalPacket(sequence: UInt16(100 + k), timestamp: UInt32(100 + k) * 960).serialized()
+                    pair.a.sendRTP(rtp)
+                    while let out = pair.a.pollTransmit() {
+                        if PacketClass.classify(firstByte: out.bytes[0]) == .rtpOrRTCP { own.append(out.bytes) }
+                    }
+                }
+                while pair.b.pollEvent() != nil {}
+                pairs.append(pair)
+                datagrams.append(own)
+            }
+            // Round 0 (not timed) makes libsrtp's per-SSRC stream and the first-packet state of each.
+            // Every later round (one packet per connection) is timed alone; the median round counts.
+            let rounds = max(2, min(packetsPerConnection, 2_000_000 / count))
+            var delivered = 0
+            var perRound: [Double] = []
+            var total: Int64 = 0
+            for round in 0..<rounds {
+                let start = MediaBenchmarks.threadCPUNanoseconds()
+                let before = delivered
+                for index in pairs.indices {
+                    let pair = pairs[index]
+                    pair.now = pair.now + .milliseconds(20)
+                    // Handed over as the socket layer does: the only reference to a fresh array.
+                    let datagram = datagrams[index][round]
+                    datagrams[index][round] = []
+                    pair.b.handleDatagram(datagram, from: pair.addressA, to: pair.addressB, now: pair.now)
+                    while let event = pair.b.pollEvent() { if case .rtp = event { delivered += 1 } }
+                }
+                let elapsed = MediaBenchmarks.threadCPUNanoseconds() - start
+                precondition(delivered - before == count, "lost packets in round \(round): \(delivered - before) of \(count)")
+                if round > 0 {
+                    perRound.append(Double(elapsed) / Double(count))
+                    total += elapsed
+                }
+            }
+            if ProcessInfo.processInfo.environment["PEERD_BENCH_PACKETS"] != nil {
+                print("  timed loop ended at monotonic \(MonotonicTime.now().nanoseconds), took \(total) ns CPU")  // for perf -k mono
+            }
+            bench.record(name, bench.median(perRound), note: "median of \(rounds - 1) rounds of one packet per connection; thread CPU time")
         }
     }
 }

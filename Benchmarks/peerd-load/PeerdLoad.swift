@@ -32,6 +32,8 @@ struct PeerdLoad {
             talk detection; experiments only: the bot runs it on every packet and every 20 ms)
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
+            --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 1, as
+            `peerd join --port`; 0: as soon as it is readable)
             --ramp SECONDS (streams start one after another over this time; default 1 ms per stream, 0: at once)
             --window SECONDS (10) --warmup SECONDS (2, at least the ramp + 1.5) --in-flight K (32 handshakes at a time)
             --dir DIR (recordings; default a temp dir, removed afterwards)
@@ -103,6 +105,7 @@ struct PeerdLoad {
             case "--nss-small-tables": nssSmallTables = true
             case "--vector": receiverExtras += ["--vector", try value()]
             case "--no-talk": receiverExtras.append("--no-talk")
+            case "--read-pacing": receiverExtras += ["--read-pacing", try value()]
             case "--shared-port": receiverExtras.append("--shared-port"); options.sharedPort = true
             default: throw BadArgument(description: "unknown option \(arguments[index]) (see --help)")
             }

@@ -23,6 +23,7 @@ enum ReceiverMode {
         var vector: Int?
         var talk = true
         var shared = false
+        var pacing: Double?
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -31,6 +32,7 @@ enum ReceiverMode {
             case "--vector": index += 1; vector = Int(arguments[index])
             case "--no-talk": talk = false
             case "--shared-port": shared = true
+            case "--read-pacing": index += 1; pacing = Double(arguments[index])
             default: break
             }
             index += 1
@@ -44,10 +46,12 @@ enum ReceiverMode {
         if let vector { receiver.socketConfiguration = UDPSocketSet.Configuration(vectorReadMessageCount: vector) }
         receiver.talkDetection = talk
         if shared {
-            // As `peerd join --port`: one socket for every connection, a large kernel buffer for bursts.
-            receiver.sharedPort = try await SharedUDPPort.bind(
-                addresses: [.v4(0x7F00_0001)], port: 0,
-                configuration: .init(vectorReadMessageCount: vector ?? 32, socketBufferBytes: 8 << 20), eventLoop: receiver.loop)
+            // As `peerd join --port`: one socket for every connection, with the server settings.
+            var configuration = SharedUDPPort.serverConfiguration
+            if let vector { configuration.vectorReadMessageCount = vector }
+            if let pacing { configuration.readPacing = pacing > 0 ? .microseconds(Int64(pacing * 1000)) : nil }
+            receiver.sharedPort = try await SharedUDPPort.bind(addresses: [.v4(0x7F00_0001)], port: 0,
+                                                               configuration: configuration, eventLoop: receiver.loop)
         }
         receiver.start()
         var ready = LoadMessage(op: "ready")

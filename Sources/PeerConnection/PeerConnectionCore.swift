@@ -120,13 +120,29 @@ public struct PeerConnectionCounters: Sendable, Equatable {
 ///
 /// Not thread-safe by design: it is confined to the event loop (or actor) that drives it.
 public final class PeerConnectionCore {
+    // What every received media packet reads or writes comes first, together: Swift lays a class's
+    // stored properties out in declaration order, and with hundreds of connections each packet
+    // finds its connection's state cold, so these few cache lines are the ones it has to fetch.
+    private var isClosed = false
+    /// The latest time any input carried (for calls without `now`, such as `sendRTP`).
+    private var lastNow = MonotonicTime.zero
+    private var srtp: SRTPSession?
+    /// The last source whose media was accepted: asking the agent again for every packet from the
+    /// same source would copy the agent out of `agent` (its arrays and strings retained and
+    /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
+    /// its view of the remote side (every agent call ends in `drainAgent`, restarts included).
+    private var acceptedMediaSource: TransportAddress?
+    /// TURN allocations, one per configured server and host base of the same family.
+    private var relays: [Relay] = []
+    private var events = OutputQueue<PeerConnectionEvent>()
+    public private(set) var counters = PeerConnectionCounters()
+
     public let configuration: PeerConnectionConfiguration
     /// Our ICE credentials; new ones after an ICE restart (ours or the peer's).
     public private(set) var localCredentials: ICECredentials
     /// ICE restarts so far (started here or answered).
     public private(set) var iceRestarts = 0
     public private(set) var signalingState: SignalingState = .stable
-    public private(set) var counters = PeerConnectionCounters()
     /// What was negotiated for audio, once a description pair is complete.
     public private(set) var audio: NegotiatedAudio?
     public private(set) var remoteTransport: RemoteTransport?
@@ -136,7 +152,6 @@ public final class PeerConnectionCore {
 
     private var agent: ICEAgent?
     private var dtls: DTLSEndpoint?
-    private var srtp: SRTPSession?
     private var pendingLocalOffer: SessionDescription?
     private var lastLocalDescription: SessionDescription?
     private var hostCandidates: [(candidate: Candidate, base: TransportAddress)] = []
@@ -147,20 +162,9 @@ public final class PeerConnectionCore {
     /// Remote addresses of earlier selected pairs (validated by ICE then): media from them is still
     /// accepted after an ICE restart or a pair switch while the peer moves over (SRTP authenticates it).
     private var earlierMediaRemotes: [TransportAddress] = []
-    /// The last source whose media was accepted: asking the agent again for every packet from the
-    /// same source would copy the agent out of `agent` (its arrays and strings retained and
-    /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
-    /// its view of the remote side (every agent call ends in `drainAgent`, restarts included).
-    private var acceptedMediaSource: TransportAddress?
-    private var events = OutputQueue<PeerConnectionEvent>()
     private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
     /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
     private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
-    private var isClosed = false
-    /// TURN allocations, one per configured server and host base of the same family.
-    private var relays: [Relay] = []
-    /// The latest time any input carried (for calls without `now`, such as `sendRTP`).
-    private var lastNow = MonotonicTime.zero
     private var gatheringCompleteEmitted = false
     /// Why each failed TURN allocation failed, in order (for logs).
     public private(set) var turnFailures: [(server: TransportAddress, error: TURNError)] = []
@@ -396,7 +400,8 @@ public final class PeerConnectionCore {
     /// One datagram from the socket set: demultiplexed here, by first byte (RFC 7983), in one place.
     /// Datagrams from a TURN server are TURN's own (responses, Data indications, ChannelData): their
     /// inner datagram comes back through this same demultiplexer as if from the peer, to the relayed address.
-    public func handleDatagram(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime) {
+    /// Consumes the bytes: a caller that passes its last reference lets SRTP decrypt them in place.
+    public func handleDatagram(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime) {
         guard !isClosed, !datagram.isEmpty else { return }
         counters.datagramsReceived += 1
         counters.bytesReceived += datagram.count
@@ -405,7 +410,7 @@ public final class PeerConnectionCore {
         drainRelays(now: now)
     }
 
-    private func demultiplex(_ datagram: [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime, relayed: Bool) {
+    private func demultiplex(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime, relayed: Bool) {
         guard let first = datagram.first else { return }
         let relayIndex = relayed ? nil : relays.firstIndex { $0.stream == nil && $0.base == local && $0.client.server == source }
         switch PacketClass.classify(firstByte: first) {
@@ -446,7 +451,7 @@ public final class PeerConnectionCore {
         demultiplex(inner.payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
     }
 
-    private func receiveMedia(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) {
+    private func receiveMedia(_ datagram: consuming [UInt8], from source: TransportAddress, now: MonotonicTime) {
         guard let srtp else { counters.droppedBeforeKeys += 1; return }
         if source != acceptedMediaSource {
             guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
@@ -455,7 +460,7 @@ public final class PeerConnectionCore {
             }
             acceptedMediaSource = source
         }
-        var packet = datagram
+        var packet = datagram  // a move: the caller's last use, so SRTP decrypts in place without a copy
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
             do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return }
             do {

@@ -201,10 +201,9 @@ struct JoinCommand: AsyncParsableCommand {
         if let port {
             let addresses = NetworkInterfaces.addresses().filter { options.interfaces.admits($0) }.map(\.address)
             let unique = addresses.reduce(into: [IPAddress]()) { if !$0.contains($1) { $0.append($1) } }
-            // Every participant's stream arrives on these sockets: a larger kernel buffer absorbs bursts
-            // (the kernel grants at most twice net.core.rmem_max).
+            // Every participant's stream arrives on these sockets: large batches, a large kernel buffer, paced reads.
             options.sharedPort = try await SharedUDPPort.bind(addresses: unique, port: port,
-                                                              configuration: .init(socketBufferBytes: 8 << 20), eventLoop: loop)
+                                                              configuration: SharedUDPPort.serverConfiguration, eventLoop: loop)
             logger.info("one UDP port for every connection: \(options.sharedPort?.localAddresses.map(\.description) ?? [])")
         }
         logger.info("SRTP: \(SRTPCrypto.summary)")

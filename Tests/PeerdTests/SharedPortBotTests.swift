@@ -51,7 +51,9 @@ import Testing
     }
 
     @Test func twoParticipantsReachTheBotThroughOneSharedPort() async throws {
+        // With the settings `peerd join --port` uses (paced reads included).
         let sharedPort = try await SharedUDPPort.bind(addresses: [IPAddress("127.0.0.1")!], port: 0,
+                                                      configuration: SharedUDPPort.serverConfiguration,
                                                       eventLoop: MultiThreadedEventLoopGroup.singleton.next())
         let room = try await BotConnectionTests.startRoom { options in
             options.sharedPort = sharedPort

@@ -30,11 +30,19 @@ public final class UDPSocketSet: Sendable {
         public var vectorReadMessageCount: Int
         /// SO_RCVBUF / SO_SNDBUF, for servers that take many streams on one socket.
         public var socketBufferBytes: Int?
+        /// Read pacing, for a socket that carries many streams: after a batch of reads, the socket is
+        /// read again only this much later (nil: as soon as it is readable). Datagrams wait in the
+        /// kernel's buffer meanwhile, so each wake-up takes full `recvmmsg` batches instead of one
+        /// readiness event and one system call for every few datagrams; each datagram waits at most
+        /// this long more. Size `socketBufferBytes` for what arrives in that time.
+        public var readPacing: TimeAmount?
 
-        public init(portRange: ClosedRange<UInt16>? = nil, vectorReadMessageCount: Int = 32, socketBufferBytes: Int? = nil) {
+        public init(portRange: ClosedRange<UInt16>? = nil, vectorReadMessageCount: Int = 32, socketBufferBytes: Int? = nil,
+                    readPacing: TimeAmount? = nil) {
             self.portRange = portRange
             self.vectorReadMessageCount = vectorReadMessageCount
             self.socketBufferBytes = socketBufferBytes
+            self.readPacing = readPacing
         }
     }
 
@@ -137,7 +145,8 @@ public final class UDPSocketSet: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        UDPReceiveHandler(onReceive: onReceive, onReadComplete: onReadComplete))
+                        UDPReceiveHandler(readPacing: configuration.readPacing, datagramsPerRead: max(1, configuration.vectorReadMessageCount),
+                                          onReceive: onReceive, onReadComplete: onReadComplete))
                 }
             }
         // NIO splits one receive buffer across a vector read: give each message room for a full datagram.
@@ -145,6 +154,10 @@ public final class UDPSocketSet: Sendable {
         bootstrap = bootstrap.channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: messages * Self.maximumDatagramSize))
         if messages > 1 {
             bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: messages)
+        }
+        if configuration.readPacing != nil {
+            bootstrap = bootstrap.channelOption(.autoRead, value: false)  // the handler asks for each read
+                .channelOption(.maxMessagesPerRead, value: UInt(UDPReceiveHandler.readsPerWakeUp))
         }
         if let bytes = configuration.socketBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
@@ -205,14 +218,39 @@ final class UDPReceiveHandler: ChannelInboundHandler {
     var local: TransportAddress?
     let onReceive: @Sendable (ReceivedDatagram) -> Void
     let onReadComplete: @Sendable () -> Void
+    /// With read pacing, the channel does not read on its own (`autoRead` off): the handler asks for
+    /// the first read when the socket is bound and for each next one `readPacing` after a batch.
+    let readPacing: TimeAmount?
+    private var nextRead: Scheduled<Void>?
+    /// `recvmmsg` calls NIO makes per wake-up when reads are paced (its `maxMessagesPerRead`).
+    static let readsPerWakeUp = 4
+    /// A wake-up that read this many datagrams may have left more behind: the next read follows at
+    /// once, so pacing never caps the rate the socket is drained at.
+    let fullWakeUp: Int
+    private var datagramsThisWakeUp = 0
 
-    init(onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+    init(readPacing: TimeAmount?, datagramsPerRead: Int = 1,
+         onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+        self.readPacing = readPacing
+        fullWakeUp = Self.readsPerWakeUp * datagramsPerRead
         self.onReceive = onReceive
         self.onReadComplete = onReadComplete
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        if readPacing != nil { context.read() }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        nextRead?.cancel()
+        nextRead = nil
+        context.fireChannelInactive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        datagramsThisWakeUp += 1
         if local == nil { local = context.channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) }
         guard let source = TransportAddress(socketAddress: envelope.remoteAddress), let local else { return }
         let bytes = envelope.data.withUnsafeReadableBytes { [UInt8]($0) }
@@ -221,6 +259,18 @@ final class UDPReceiveHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         onReadComplete()
+        let full = datagramsThisWakeUp >= fullWakeUp
+        datagramsThisWakeUp = 0
+        guard let readPacing else { return }
+        if full {
+            context.read()
+        } else if nextRead == nil {
+            let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            nextRead = context.eventLoop.scheduleTask(in: readPacing) {
+                loopBound.value.handler.nextRead = nil
+                loopBound.value.context.read()
+            }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -49,6 +49,57 @@ import Testing
         await receiver.close()
     }
 
+    /// Read pacing: datagrams that arrive while the socket waits are taken in one wake-up, and a
+    /// wake-up that read a full batch reads again at once, so a burst far larger than one wake-up
+    /// still arrives whole (pacing must never cap the rate a busy port is drained at).
+    @Test func pacedReadsBatchWhatArrivesMeanwhileAndDrainBurstsWhole() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let received = Mutex(0)
+        let batches = Mutex<[Int]>([])
+        let pending = Mutex(0)
+        let configuration = UDPSocketSet.Configuration(vectorReadMessageCount: 8, socketBufferBytes: 4 << 20, readPacing: .milliseconds(150))
+        let receiver = try await UDPSocketSet.bind(
+            addresses: [IPAddress("127.0.0.1")!], configuration: configuration, eventLoop: loop,
+            onReceive: { _ in received.withLock { $0 += 1 }; pending.withLock { $0 += 1 } },
+            onReadComplete: { let count = pending.withLock { value in defer { value = 0 }; return value }; batches.withLock { $0.append(count) } })
+        let sender = try await UDPSocketSet.bind(addresses: [IPAddress("127.0.0.1")!], eventLoop: loop, onReceive: { _ in })
+        let to = receiver.localAddresses[0], from = sender.localAddresses[0]
+        func send(_ count: Int) async throws {
+            try await loop.submit {
+                for index in 0..<count { try sender.send([0x80, UInt8(truncatingIfNeeded: index)] + [UInt8](repeating: 7, count: 100), from: from, to: to) }
+                sender.flush()
+            }.get()
+        }
+        func waitFor(_ total: Int) async throws {
+            for _ in 0..<500 where received.withLock({ $0 }) < total { try await Task.sleep(for: .milliseconds(10)) }
+        }
+
+        // One datagram wakes the socket; ten more sent 5 ms apart just after it land within the
+        // 150 ms pause and come in one or two wake-ups, not ten.
+        try await send(1)
+        try await waitFor(1)
+        let wakeUpsBefore = batches.withLock { $0.count }
+        for _ in 0..<10 {
+            try await send(1)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await waitFor(11)
+        #expect(received.withLock { $0 } == 11)
+        let wakeUps = batches.withLock { $0.count } - wakeUpsBefore
+        #expect(wakeUps >= 1 && wakeUps <= 2, "the 10 datagrams took \(wakeUps) wake-ups: \(batches.withLock { $0 })")
+
+        // 2,000 datagrams at once: 62 full wake-ups of 4 × 8; at one wake-up per 150 ms that would take
+        // over 9 s, so arriving within 5 s means full wake-ups were followed at once.
+        let start = ContinuousClock.now
+        try await send(2_000)
+        try await waitFor(2_011)
+        #expect(received.withLock { $0 } == 2_011)
+        #expect(ContinuousClock.now - start < .seconds(5), "the burst took \(ContinuousClock.now - start)")
+        #expect(batches.withLock { $0 }.max() == 32, "a wake-up reads at most 4 recvmmsg batches of 8")
+        await sender.close()
+        await receiver.close()
+    }
+
     /// NIO closes a datagram channel on a send error such as EINVAL: one bogus remote candidate
     /// (a public address paired with a loopback socket, broadcast, port 0) would silence the socket
     /// for every connection on it. Such destinations are dropped and counted; the socket goes on.
