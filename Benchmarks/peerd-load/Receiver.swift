@@ -251,7 +251,7 @@ final class LoadReceiver: @unchecked Sendable {
         connection.payloadBytes += packet.payload.count
         if connection.firstAudioAt == nil {
             connection.firstAudioAt = now
-            connection.audioLevelID = connection.driver?.core.audio?.extensions.audioLevel
+            connection.audioLevelID = connection.driver?.core.audioLevelExtensionID
         }
         if !connection.recorderOpened {
             let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false

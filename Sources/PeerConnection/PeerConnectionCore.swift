@@ -144,7 +144,12 @@ public final class PeerConnectionCore {
     public private(set) var iceRestarts = 0
     public private(set) var signalingState: SignalingState = .stable
     /// What was negotiated for audio, once a description pair is complete.
-    public private(set) var audio: NegotiatedAudio?
+    public private(set) var audio: NegotiatedAudio? {
+        didSet { audioLevelExtensionID = audio?.extensions.audioLevel }
+    }
+    /// The negotiated ssrc-audio-level extension ID (RFC 6464), as `audio?.extensions.audioLevel`:
+    /// for per-packet readers, a copy of `audio` retains and releases its strings and arrays.
+    public private(set) var audioLevelExtensionID: UInt8?
     public private(set) var remoteTransport: RemoteTransport?
     public private(set) var iceState: ICEConnectionState = .new
     public private(set) var isConnected = false

@@ -78,6 +78,10 @@ final class Pair {
         #expect(pair.a.isConnected && pair.b.isConnected)
         #expect(pair.a.srtpProfile == pair.b.srtpProfile)
         #expect(pair.a.audio?.codec.name == .opus)
+        // The per-packet shortcut to the audio-level extension ID follows what was negotiated.
+        #expect(pair.a.audioLevelExtensionID != nil)
+        #expect(pair.a.audioLevelExtensionID == pair.a.audio?.extensions.audioLevel)
+        #expect(pair.b.audioLevelExtensionID == pair.b.audio?.extensions.audioLevel)
         print("two cores: connected after \(Double((pair.now - start).nanosecondsClamped) / 1e6) ms of virtual time")
 
         // A sends one RTP packet; B gets it decrypted, with the payload intact.

@@ -673,7 +673,7 @@ final class RoomBot: @unchecked Sendable {
             peer.recordingError = nil
             peer.finishRecording()
         }
-        if let id = peer.core?.audio?.extensions.audioLevel, let element = packet.headerExtensionElement(id: id),
+        if let id = peer.core?.audioLevelExtensionID, let element = packet.headerExtensionElement(id: id),
            let level = try? AudioLevelExtension.parse(from: element) {
             peer.lastLevel = level.level
             if let event = peer.talk.add(level: level.level, at: now) { speakingChanged(peer, event) }
