@@ -95,6 +95,8 @@ final class ReceivedConnection {
     var wavRecorder: WAVRecorder?
     var recorderOpened = false
     var talk = TalkDetector()
+    var recordedSinceHousekeeping = false
+    var levelSinceHousekeeping = false
     var audioLevelID: UInt8?
     var packets = 0
     var payloadBytes = 0
@@ -138,13 +140,18 @@ final class LoadReceiver: @unchecked Sendable {
         mediaTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             let now = MonotonicTime.now()
             for connection in ordered {
-                do {
-                    try connection.oggRecorder?.tick(now: now)
-                    try connection.wavRecorder?.tick(now: now)
-                } catch {
-                    connection.failure = "\(error)"
+                // As the bot: a connection whose packets flow needs no tick (see `RemotePeer`).
+                if !connection.recordedSinceHousekeeping {
+                    do {
+                        try connection.oggRecorder?.tick(now: now)
+                        try connection.wavRecorder?.tick(now: now)
+                    } catch {
+                        connection.failure = "\(error)"
+                    }
                 }
-                if talkDetection { _ = connection.talk.evaluate(now: now) }
+                if talkDetection, !connection.levelSinceHousekeeping { _ = connection.talk.evaluate(now: now) }
+                connection.recordedSinceHousekeeping = false
+                connection.levelSinceHousekeeping = false
             }
         }
     }
@@ -266,8 +273,10 @@ final class LoadReceiver: @unchecked Sendable {
         } catch {
             connection.failure = "\(error)"
         }
+        connection.recordedSinceHousekeeping = true
         if talkDetection, let id = connection.audioLevelID, let element = packet.headerExtensionElement(id: id),
            let level = try? AudioLevelExtension.parse(from: element) {
+            connection.levelSinceHousekeeping = true
             _ = connection.talk.add(level: level.level, at: now)
         }
     }

@@ -101,6 +101,38 @@ import Wire
         await room.close()
     }
 
+    /// While a participant's packets flow, the bot leaves its recorder and talk detector out of the
+    /// 100 ms housekeeping (each packet does that work); once the packets stop, housekeeping takes
+    /// over again: speaking stops, and silence keeps the recording in pace with the wallclock.
+    @Test func speakingStopsAndSilenceFillsTheRecordingWhenPacketsStop() async throws {
+        let room = try await Self.startRoom()
+        var options = SwiftParticipant.Options()
+        options.level = 10
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "talker", options: options)
+        func saw(_ event: String) -> Bool { Self.events(room.directory).contains { $0["event"] == event && $0["participant"] == "talker" } }
+        try await Self.waitFor(seconds: 15) { saw("speaking-start") }
+        #expect(saw("speaking-start"), "loud packets start speaking")
+        try await Self.waitFor(seconds: 10) { (await room.bot.summaries().first { $0.id == "talker" }?.packetsReceived ?? 0) > 75 }
+        await participant.onLoop { $0.paused = true }
+        let pausedAt = ContinuousClock.now
+        try await Self.waitFor(seconds: 10) { saw("speaking-stop") }
+        #expect(saw("speaking-stop"), "no packets: the window empties and speaking stops")
+        let received = await room.bot.summaries().first { $0.id == "talker" }?.packetsReceived ?? 0
+        try await Task.sleep(until: pausedAt + .seconds(3))
+        #expect(await room.bot.summaries().first { $0.id == "talker" }?.packetsReceived == received, "the participant sends nothing")
+        await participant.leave()
+        try await Self.waitFor(seconds: 10) { await room.bot.summaries().first { $0.id == "talker" }?.phase == "closed" }
+        let path = try #require(await room.bot.summaries().first { $0.id == "talker" }?.recording)
+        let file = try OggOpusReader.read([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        let seconds = Double((file.packets.last?.granulePosition ?? 0) - Int64(file.head.preSkip)) / 48_000
+        let audioSeconds = Double(received) * 0.02
+        // The file holds the packets and the 3 s pause after them as silence, but for the last 0.5 s
+        // (the recorder holds that back for late packets) and up to one 100 ms housekeeping tick.
+        #expect(audioSeconds >= 1.5)
+        #expect(seconds >= audioSeconds + 3 - 0.7, "\(seconds) s recorded for \(audioSeconds) s of packets and a 3 s pause")
+        await room.close()
+    }
+
     /// The participant restarts ICE on a working connection: peerd answers with new credentials,
     /// keeps DTLS and SRTP, a new pair is selected and audio keeps flowing.
     @Test func answersAnICERestart() async throws {

@@ -25,6 +25,8 @@ final class SwiftParticipant: @unchecked Sendable {
         /// Also announce a `.local` candidate nobody answers for (with a higher priority).
         var unresolvableCandidate = false
         var tone = 660.0
+        /// The audio level (RFC 6464, -dBov) its packets carry: 30 is quiet for the talk detector, 10 speech.
+        var level: UInt8 = 30
         /// ICE timers (consent) of the participant's agent.
         var ice = ICEAgentConfiguration()
         /// Route every datagram through this relay (peerd's candidates are rewritten to it, ours to its other side).
@@ -42,6 +44,8 @@ final class SwiftParticipant: @unchecked Sendable {
     private var hostNames: [TransportAddress: String] = [:]
     let unresolvableName = "\(UUID().uuidString.lowercased()).local"
     private var sendStream: RTPSendStream?
+    /// While true the participant sends no audio (as a muted browser track with DTX: nothing at all).
+    var paused = false
     private var receiveStream = RTPReceiveStream()
     private var tone: ToneSource
     private let encoder: OpusEncoder
@@ -272,7 +276,9 @@ final class SwiftParticipant: @unchecked Sendable {
     private func sendFrame() {
         guard let driver, var stream = sendStream, case .pcm(let pcm)? = tone.nextFrame(), let opus = try? encoder.encode(pcm) else { return }
         let now = MonotonicTime.now()
-        if let packet = stream.packetize(opusFrame: opus, level: 30) {
+        if paused {
+            stream.skipFrame()
+        } else if let packet = stream.packetize(opusFrame: opus, level: options.level) {
             driver.withCoreOnLoop { $0.sendRTP(packet) }
             packetsSent += 1
         }

@@ -28,6 +28,11 @@ final class RemotePeer {
     var oggRecorder: OggOpusRecorder?
     var wavRecorder: WAVRecorder?
     var talk = TalkDetector()
+    /// Whether a packet was recorded, and whether one brought an audio level, since the last
+    /// housekeeping tick: while packets flow, recording and talk detection already happen per packet
+    /// (the writer pages by itself once a second), so the tick has nothing to add for this peer.
+    var recordedSinceHousekeeping = false
+    var levelSinceHousekeeping = false
     var speaking = false
     var firstAudioAt: MonotonicTime?
     var packetsReceived = 0

@@ -662,6 +662,7 @@ final class RoomBot: @unchecked Sendable {
         let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false
         peer.openRecorder(directory: options.recordDirectory, format: options.format, stereo: stereo)
         peer.record(packet, now: now)
+        peer.recordedSinceHousekeeping = true
         if let roomMix {
             do { try roomMix.receive(participant: peer.id, packet, arrival: now) } catch {
                 logger.error("room mix: \(error); mixing stopped")
@@ -676,6 +677,7 @@ final class RoomBot: @unchecked Sendable {
         if let id = peer.core?.audioLevelExtensionID, let element = packet.headerExtensionElement(id: id),
            let level = try? AudioLevelExtension.parse(from: element) {
             peer.lastLevel = level.level
+            peer.levelSinceHousekeeping = true
             if let event = peer.talk.add(level: level.level, at: now) { speakingChanged(peer, event) }
         }
         if case .echo = options.audio { echoFrame = Array(packet.payload) }
@@ -749,12 +751,15 @@ final class RoomBot: @unchecked Sendable {
                 apply(.offer(sdp), to: peer)
             }
             if housekeeping {
-                peer.tickRecorder(now: now)
+                // Silence fill, idle flush and the talk detector's decay matter once packets stop.
+                if !peer.recordedSinceHousekeeping { peer.tickRecorder(now: now) }
                 if let failure = peer.recordingError {
                     logger.error("recording \(peer.id) failed: \(failure)")
                     peer.recordingError = nil
                 }
-                if let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
+                if !peer.levelSinceHousekeeping, let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
+                peer.recordedSinceHousekeeping = false
+                peer.levelSinceHousekeeping = false
             }
             if peer.phase == .connected { superviseICE(peer, driver: driver, now: now) }
             guard peer.phase == .connected, var stream = peer.sendStream else { continue }
