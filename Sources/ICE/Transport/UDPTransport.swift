@@ -36,13 +36,17 @@ public final class UDPSocketSet: Sendable {
         /// readiness event and one system call for every few datagrams; each datagram waits at most
         /// this long more. Size `socketBufferBytes` for what arrives in that time.
         public var readPacing: TimeAmount?
+        /// Reads (`recvmmsg` batches, or single datagrams) per wake-up: NIO's `maxMessagesPerRead`.
+        /// A wake-up stops early at the first read that finds the socket empty.
+        public var readsPerWakeUp: Int
 
         public init(portRange: ClosedRange<UInt16>? = nil, vectorReadMessageCount: Int = 32, socketBufferBytes: Int? = nil,
-                    readPacing: TimeAmount? = nil) {
+                    readPacing: TimeAmount? = nil, readsPerWakeUp: Int = 4) {
             self.portRange = portRange
             self.vectorReadMessageCount = vectorReadMessageCount
             self.socketBufferBytes = socketBufferBytes
             self.readPacing = readPacing
+            self.readsPerWakeUp = max(1, readsPerWakeUp)
         }
     }
 
@@ -145,7 +149,8 @@ public final class UDPSocketSet: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        UDPReceiveHandler(readPacing: configuration.readPacing, datagramsPerRead: max(1, configuration.vectorReadMessageCount),
+                        UDPReceiveHandler(readPacing: configuration.readPacing,
+                                          datagramsPerWakeUp: configuration.readsPerWakeUp * max(1, configuration.vectorReadMessageCount),
                                           onReceive: onReceive, onReadComplete: onReadComplete))
                 }
             }
@@ -155,9 +160,9 @@ public final class UDPSocketSet: Sendable {
         if messages > 1 {
             bootstrap = bootstrap.channelOption(.datagramVectorReadMessageCount, value: messages)
         }
+        bootstrap = bootstrap.channelOption(.maxMessagesPerRead, value: UInt(configuration.readsPerWakeUp))
         if configuration.readPacing != nil {
             bootstrap = bootstrap.channelOption(.autoRead, value: false)  // the handler asks for each read
-                .channelOption(.maxMessagesPerRead, value: UInt(UDPReceiveHandler.readsPerWakeUp))
         }
         if let bytes = configuration.socketBufferBytes {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
@@ -222,17 +227,15 @@ final class UDPReceiveHandler: ChannelInboundHandler {
     /// the first read when the socket is bound and for each next one `readPacing` after a batch.
     let readPacing: TimeAmount?
     private var nextRead: Scheduled<Void>?
-    /// `recvmmsg` calls NIO makes per wake-up when reads are paced (its `maxMessagesPerRead`).
-    static let readsPerWakeUp = 4
-    /// A wake-up that read this many datagrams may have left more behind: the next read follows at
-    /// once, so pacing never caps the rate the socket is drained at.
+    /// A wake-up that read this many datagrams (reads per wake-up × batch) may have left more
+    /// behind: the next read follows at once, so pacing never caps the rate the socket is drained at.
     let fullWakeUp: Int
     private var datagramsThisWakeUp = 0
 
-    init(readPacing: TimeAmount?, datagramsPerRead: Int = 1,
+    init(readPacing: TimeAmount?, datagramsPerWakeUp: Int,
          onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
         self.readPacing = readPacing
-        fullWakeUp = Self.readsPerWakeUp * datagramsPerRead
+        fullWakeUp = max(1, datagramsPerWakeUp)
         self.onReceive = onReceive
         self.onReadComplete = onReadComplete
     }
