@@ -304,29 +304,14 @@ extension ICEBenchmarks {
         }
     }
 
-    static let aioiceScript = """
-    import asyncio, json, sys
-    import aioice, aioice.ice
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-
-    async def main():
-        conn = aioice.Connection(ice_controlling=sys.argv[1] == "controlling", use_ipv6=False)
-        await conn.gather_candidates()
-        print(json.dumps({"ufrag": conn.local_username, "pwd": conn.local_password,
-                          "candidates": [c.to_sdp() for c in conn.local_candidates]}), flush=True)
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        remote = json.loads(line)
-        conn.remote_username = remote["ufrag"]
-        conn.remote_password = remote["pwd"]
-        for sdp in remote["candidates"]:
-            await conn.add_remote_candidate(aioice.Candidate.from_sdp(sdp))
-        await conn.add_remote_candidate(None)
-        await asyncio.wait_for(conn.connect(), 10)
-        await asyncio.sleep(0.3)
-        await conn.close()
-
-    asyncio.run(main())
-    """
+    /// The aioice peer of the interop test (`Fixtures/aioice/ice_peer.py`), found from this file's path.
+    static var aioiceScript: String {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while url.path != "/", !FileManager.default.fileExists(atPath: url.appendingPathComponent("Fixtures").path) {
+            url.deleteLastPathComponent()
+        }
+        return url.appendingPathComponent("Fixtures/aioice/ice_peer.py").path
+    }
 
     /// One connection to a fresh aioice process; nil when no pair was selected within 10 s.
     static func aioiceRun(role: ICERole) -> Int64? {
@@ -338,7 +323,8 @@ extension ICEBenchmarks {
         agent.endOfLocalCandidates()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", aioiceScript, role == .controlling ? "controlled" : "controlling"]
+        process.arguments = ["python3", aioiceScript, role == .controlling ? "controlled" : "controlling",
+                             "--connect-timeout", "10", "--linger", "0.3"]
         let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output

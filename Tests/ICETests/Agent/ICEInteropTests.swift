@@ -6,33 +6,10 @@ import Wire
 import Glibc
 #endif
 
-/// The aioice side: gathers a loopback host candidate, prints its description as JSON, reads ours,
-/// connects, echoes one datagram and stays up a second longer for consent checks.
-private let aioicePeerScript = """
-import asyncio, json, sys
-import aioice, aioice.ice
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-
-async def main():
-    conn = aioice.Connection(ice_controlling=sys.argv[1] == "controlling", use_ipv6=False)
-    await conn.gather_candidates()
-    print(json.dumps({"ufrag": conn.local_username, "pwd": conn.local_password,
-                      "candidates": [c.to_sdp() for c in conn.local_candidates]}), flush=True)
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    remote = json.loads(line)
-    conn.remote_username = remote["ufrag"]
-    conn.remote_password = remote["pwd"]
-    for sdp in remote["candidates"]:
-        await conn.add_remote_candidate(aioice.Candidate.from_sdp(sdp))
-    await conn.add_remote_candidate(None)
-    await asyncio.wait_for(conn.connect(), 20)
-    data = await asyncio.wait_for(conn.recv(), 10)
-    await conn.send(b"echo:" + data)
-    await asyncio.sleep(1)
-    await conn.close()
-
-asyncio.run(main())
-"""
+/// The aioice side (`Fixtures/aioice/ice_peer.py`, shared with the ICE benchmark): gathers a loopback
+/// host candidate, prints its description as JSON, reads ours, connects, echoes one datagram and
+/// stays up a second longer for consent checks.
+private var aioicePeerScript: String { fixturesDirectory().appendingPathComponent("aioice/ice_peer.py").path }
 
 /// A non-blocking IPv4 UDP socket on loopback for the interop test.
 private struct LoopbackSocket {
@@ -131,7 +108,8 @@ struct ICEInteropTests {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", aioicePeerScript, role == .controlling ? "controlled" : "controlling"]
+        process.arguments = ["python3", aioicePeerScript, role == .controlling ? "controlled" : "controlling", "--echo",
+                             "--connect-timeout", "20", "--linger", "1"]
         let input = Pipe(), output = Pipe()
         let errorLog = FileManager.default.temporaryDirectory.appendingPathComponent("aioice-\(role)-\(getpid()).log")
         _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
