@@ -55,12 +55,7 @@ import Testing
         let sharedPort = try await SharedUDPPort.bind(addresses: [IPAddress("127.0.0.1")!], port: 0,
                                                       configuration: SharedUDPPort.serverConfiguration,
                                                       eventLoop: MultiThreadedEventLoopGroup.singleton.next())
-        let room = try await BotConnectionTests.startRoom { options in
-            options.sharedPort = sharedPort
-            // A participant that joins as the second one sometimes never offers (the harness, also without a
-            // shared port): peerd then offers itself, as it does to browsers that wait.
-            options.offerDelay = .seconds(1)
-        }
+        let room = try await BotConnectionTests.startRoom { options in options.sharedPort = sharedPort }
         let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "shared-a", options: .init(tone: 660))
         let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "shared-b", options: .init(tone: 1_000))
         let participants = [first, second]
@@ -104,7 +99,6 @@ import Testing
             options.stunServers = [TransportAddress(ip: IPAddress("127.0.0.1")!, port: turnPort)]
             options.turnServers = turnServers
             options.iceTransportPolicy = .relay
-            options.offerDelay = .seconds(1)
         }
         let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "relayed-a", options: .init(tone: 660))
         let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "relayed-b", options: .init(tone: 1_000))

@@ -27,6 +27,10 @@ final class SwiftParticipant: @unchecked Sendable {
         var tone = 660.0
         /// The audio level (RFC 6464, -dBov) its packets carry: 30 is quiet for the talk detector, 10 speech.
         var level: UInt8 = 30
+        /// The participant it offers to: peerd's id in the test rooms. With two participants in the room,
+        /// "the first other participant" was sometimes the other test participant, and then nobody
+        /// offered to peerd (the shared-port tests let peerd offer after 1 s to get round it).
+        var peer = "peerd-test"
         /// ICE timers (consent) of the participant's agent.
         var ice = ICEAgentConfiguration()
         /// Route every datagram through this relay (peerd's candidates are rewritten to it, ours to its other side).
@@ -138,10 +142,10 @@ final class SwiftParticipant: @unchecked Sendable {
         guard case .message(let message) = event else { return }
         switch message {
         case .roomParticipantsUpdated(let roomID, let participants) where roomID == room:
-            guard !offered, let other = participants.map(\.id).first(where: { $0 != id }) else { return }
+            guard !offered, participants.contains(where: { $0.id == options.peer }) else { return }
             offered = true
-            peerdID = other
-            offer(to: other)
+            peerdID = options.peer
+            offer(to: options.peer)
         case .signal(let signal) where signal.to == id:
             handle(signal.data, from: signal.from)
         default:
