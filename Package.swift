@@ -104,7 +104,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/peerd-load",
-            exclude: ["aiortc_receiver.py"]
+            exclude: ["aiortc_receiver.py", "first_audio.py"]
         ),
         // Room server load: `swift run -c release signaling-load -- --clients 1000 --rooms 50`.
         .executableTarget(
