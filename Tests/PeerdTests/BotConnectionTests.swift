@@ -133,6 +133,32 @@ import Wire
         await room.close()
     }
 
+    /// A driver whose peer object was replaced (the participant rejoined, or the negotiation started
+    /// over) can still deliver events while it closes. They must not reach the new peer: a stale
+    /// `.failed(.consentLost)` would restart ICE on the working connection, a stale `.rtp` would
+    /// land in the new recording. The same event from the current driver does act (the control).
+    @Test func eventsOfAReplacedPeersDriverAreDropped() async throws {
+        let room = try await Self.startRoom()
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "stale")
+        try await Self.waitFor(seconds: 15) { (await room.bot.summaries().first { $0.id == "stale" }?.packetsReceived ?? 0) > 20 }
+        let bot = room.bot
+        func failures() -> Int { Self.events(room.directory).filter { $0["event"] == "connection-failed" && $0["participant"] == "stale" }.count }
+        let serial = try #require(try await bot.loop.submit { bot.peerSerial(of: "stale") }.get())
+        let dropped = try await bot.loop.submit {
+            bot.handlePeerEvent("stale", serial: serial - 1, .failed(.consentLost))
+            bot.handlePeerEvent("stale", serial: serial + 1, .failed(.consentLost))
+            return bot.staleDriverEvents
+        }.get()
+        #expect(dropped == 2)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(failures() == 0, "events of other peer objects' drivers are dropped")
+        try await bot.loop.submit { bot.handlePeerEvent("stale", serial: serial, .failed(.consentLost)) }.get()
+        try await Self.waitFor(seconds: 5) { failures() == 1 }
+        #expect(failures() == 1, "the current driver's event is handled")
+        await participant.leave()
+        await room.close()
+    }
+
     /// The participant restarts ICE on a working connection: peerd answers with new credentials,
     /// keeps DTLS and SRTP, a new pair is selected and audio keeps flowing.
     @Test func answersAnICERestart() async throws {

@@ -63,8 +63,14 @@ final class RemotePeer {
         case endOfCandidates
     }
 
-    init(id: String, offerDeadline: MonotonicTime) {
+    /// Which of the bot's peer objects this is: a participant who rejoins, or a connection started
+    /// over, gets a new `RemotePeer` with the same `id`; the events of the old one's driver, still
+    /// arriving while it closes, carry the old serial and are dropped, not applied to the new one.
+    let serial: Int
+
+    init(id: String, offerDeadline: MonotonicTime, serial: Int = 0) {
         self.id = id
+        self.serial = serial
         self.fileName = SafeFileName.from(participantID: id)
         self.offerDeadline = offerDeadline
     }

@@ -89,6 +89,10 @@ final class RoomBot: @unchecked Sendable {
     private var peers: [String: RemotePeer] = [:]
     /// Summaries of participants who left (their files are finalized).
     private var departed: [PeerSummary] = []
+    /// Serial of the last `RemotePeer` made (see `RemotePeer.serial`).
+    private var nextPeerSerial = 0
+    /// Events dropped because their driver belongs to a peer object that was replaced or removed.
+    private(set) var staleDriverEvents = 0
     private var roomMembers: Set<String> = []
     private var joined = false
     private let events: EventsLog
@@ -322,7 +326,7 @@ final class RoomBot: @unchecked Sendable {
         for id in roomMembers.subtracting(current) { removeMember(id, reason: "left") }
         roomMembers = current
         for id in current where peers[id] == nil {
-            let peer = RemotePeer(id: id, offerDeadline: now + options.offerDelay)
+            let peer = makePeer(id: id, offerDeadline: now + options.offerDelay)
             peers[id] = peer
             createDriver(for: peer)
         }
@@ -377,7 +381,7 @@ final class RoomBot: @unchecked Sendable {
         if let existing = peers[signal.from] {
             peer = existing
         } else {
-            peer = RemotePeer(id: signal.from, offerDeadline: .now() + options.offerDelay)
+            peer = makePeer(id: signal.from, offerDeadline: .now() + options.offerDelay)
             peers[signal.from] = peer
             createDriver(for: peer)
         }
@@ -508,6 +512,14 @@ final class RoomBot: @unchecked Sendable {
 
     // MARK: Peer connections
 
+    /// The serial of participant `id`'s current peer object (call on `loop`; for tests).
+    func peerSerial(of id: String) -> Int? { peers[id]?.serial }
+
+    private func makePeer(id: String, offerDeadline: MonotonicTime) -> RemotePeer {
+        nextPeerSerial += 1
+        return RemotePeer(id: id, offerDeadline: offerDeadline, serial: nextPeerSerial)
+    }
+
     private func createDriver(for peer: RemotePeer) {
         var configuration = PeerConnectionConfiguration(certificate: certificate, ice: options.ice, stunServers: options.stunServers,
                                                         sendsAudio: sendsAudio, trickle: options.trickle)
@@ -518,25 +530,26 @@ final class RoomBot: @unchecked Sendable {
         let sharedPort = options.sharedPort
         var sockets = PeerConnectionDriver.defaultSocketConfiguration
         sockets.portRange = options.portRange
-        let id = peer.id
+        let id = peer.id, serial = peer.serial
         Task {
             do {
-                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [weak self] event in self?.handlePeerEvent(id, event) }
+                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [weak self] event in self?.handlePeerEvent(id, serial: serial, event) }
                 let driver = if let sharedPort {
                     try await PeerConnectionDriver.start(configuration: configuration, sharedPort: sharedPort, eventLoop: loop, onEvent: onEvent)
                 } else {
                     try await PeerConnectionDriver.start(configuration: configuration, interfaces: interfaces, sockets: sockets,
                                                          eventLoop: loop, onEvent: onEvent)
                 }
-                loop.execute { self.attach(driver, to: id) }
+                loop.execute { self.attach(driver, to: id, serial: serial) }
             } catch {
                 logger.error("could not open sockets for \(id): \(error)")
             }
         }
     }
 
-    private func attach(_ driver: PeerConnectionDriver, to id: String) {
-        guard let peer = peers[id], peer.phase != .closed else {
+    private func attach(_ driver: PeerConnectionDriver, to id: String, serial: Int) {
+        // The peer this driver was made for, not a newer one of the same participant.
+        guard let peer = peers[id], peer.serial == serial, peer.phase != .closed else {
             Task { await driver.close() }
             return
         }
@@ -575,7 +588,7 @@ final class RoomBot: @unchecked Sendable {
         events.append("renegotiating", participant: stale.id)
         stale.phase = .closed
         if let driver = stale.driver { Task { await driver.close() } }
-        let fresh = RemotePeer(id: stale.id, offerDeadline: now + .milliseconds(Int64.random(in: 200...1500, using: &rng)))
+        let fresh = makePeer(id: stale.id, offerDeadline: now + .milliseconds(Int64.random(in: 200...1500, using: &rng)))
         fresh.restarts = stale.restarts + 1
         peers[stale.id] = fresh
         createDriver(for: fresh)
@@ -585,8 +598,14 @@ final class RoomBot: @unchecked Sendable {
         send(.candidate(ICECandidateInit(candidate: candidate.description, sdpMLineIndex: 0, sdpMid: "0")), to: peer)
     }
 
-    private func handlePeerEvent(_ id: String, _ event: PeerConnectionEvent) {
-        guard let peer = peers[id] else { return }
+    /// On the loop, for every event of the driver made for peer `serial` of participant `id`. The
+    /// events of a driver whose peer was replaced (a rejoin, a negotiation started over) are dropped:
+    /// a late `.connected` or `.rtp` of the old connection must not touch the new one or its file.
+    func handlePeerEvent(_ id: String, serial: Int, _ event: PeerConnectionEvent) {
+        guard let peer = peers[id], peer.serial == serial else {
+            staleDriverEvents += 1
+            return
+        }
         let now = MonotonicTime.now()
         switch event {
         case .localCandidate(let candidate):
