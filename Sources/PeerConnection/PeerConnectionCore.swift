@@ -135,6 +135,10 @@ public final class PeerConnectionCore {
     /// TURN allocations, one per configured server and host base of the same family.
     private var relays: [Relay] = []
     private var events = OutputQueue<PeerConnectionEvent>()
+    /// (`hasQueuedOutput`, read after every datagram, looks at these three queues.)
+    private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
+    /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
+    private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
     public private(set) var counters = PeerConnectionCounters()
 
     public let configuration: PeerConnectionConfiguration
@@ -167,9 +171,6 @@ public final class PeerConnectionCore {
     /// Remote addresses of earlier selected pairs (validated by ICE then): media from them is still
     /// accepted after an ICE restart or a pair switch while the peer moves over (SRTP authenticates it).
     private var earlierMediaRemotes: [TransportAddress] = []
-    private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
-    /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
-    private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
     private var gatheringCompleteEmitted = false
     /// Why each failed TURN allocation failed, in order (for logs).
     public private(set) var turnFailures: [(server: TransportAddress, error: TURNError)] = []
@@ -406,24 +407,35 @@ public final class PeerConnectionCore {
     /// Datagrams from a TURN server are TURN's own (responses, Data indications, ChannelData): their
     /// inner datagram comes back through this same demultiplexer as if from the peer, to the relayed address.
     /// Consumes the bytes: a caller that passes its last reference lets SRTP decrypt them in place.
-    public func handleDatagram(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime) {
-        guard !isClosed, !datagram.isEmpty else { return }
+    ///
+    /// Returns the media the datagram carried (`.rtp` or `.rtcp`), handed back at once instead of
+    /// queued: a packet a connection per 20 ms is most of the traffic, and with many connections a
+    /// queue append and poll per packet means touching more of the connection's cold state. Everything
+    /// else, and media that arrives over TURN streams (several packets per read), comes from `pollEvent()`.
+    @discardableResult
+    public func handleDatagram(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress,
+                               now: MonotonicTime) -> PeerConnectionEvent? {
+        guard !isClosed, !datagram.isEmpty else { return nil }
         counters.datagramsReceived += 1
         counters.bytesReceived += datagram.count
         advance(now)
-        demultiplex(datagram, from: source, to: local, now: now, relayed: false)
-        drainRelays(now: now)
+        let media = demultiplex(datagram, from: source, to: local, now: now, relayed: false)
+        if !relays.isEmpty { drainRelays(now: now) }
+        return media
     }
 
-    private func demultiplex(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress, now: MonotonicTime, relayed: Bool) {
-        guard let first = datagram.first else { return }
-        let relayIndex = relayed ? nil : relays.firstIndex { $0.stream == nil && $0.base == local && $0.client.server == source }
+    /// Whether events or datagrams are waiting to be polled (a shell may skip polling when not).
+    public var hasQueuedOutput: Bool { !events.isEmpty || !transmits.isEmpty || !streamTransmits.isEmpty }
+
+    private func demultiplex(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress,
+                             now: MonotonicTime, relayed: Bool) -> PeerConnectionEvent? {
+        guard let first = datagram.first else { return nil }
+        let relayIndex = relayed || relays.isEmpty ? nil : relays.firstIndex { $0.stream == nil && $0.base == local && $0.client.server == source }
         switch PacketClass.classify(firstByte: first) {
         case .stun:
             // A TURN server may be a STUN server too: Binding goes to the agent, other methods to TURN.
             if let relayIndex, STUNMessage.peekHeader(datagram)?.type.method != .binding {
-                receiveFromTURNServer(relayIndex, datagram, now: now)
-                return
+                return receiveFromTURNServer(relayIndex, datagram, now: now)
             }
             ensureAgentExists()
             _ = agent?.handleDatagram(datagram, from: source, to: local, now: now)
@@ -431,60 +443,62 @@ public final class PeerConnectionCore {
         case .dtls:
             guard let dtls, agent?.isKnownRemote(source) == true else {
                 counters.droppedUnknownSource += 1
-                return
+                return nil
             }
             if dtlsPeer == nil || agent?.selectedPair == nil { dtlsPeer = (local, source) }
             if !startedDTLS { startDTLS(now: now) }
             dtls.handleDatagram(datagram, now: now)
             drainDTLS(now: now)
         case .rtpOrRTCP:
-            receiveMedia(datagram, from: source, now: now)
+            return receiveMedia(datagram, from: source, now: now)
         case .turnChannel:
-            guard let relayIndex else { counters.droppedUnknownClass += 1; return }
-            receiveFromTURNServer(relayIndex, datagram, now: now)
+            guard let relayIndex else { counters.droppedUnknownClass += 1; return nil }
+            return receiveFromTURNServer(relayIndex, datagram, now: now)
         case .unknown:
             counters.droppedUnknownClass += 1
         }
+        return nil
     }
 
-    private func receiveFromTURNServer(_ index: Int, _ datagram: [UInt8], now: MonotonicTime) {
+    private func receiveFromTURNServer(_ index: Int, _ datagram: [UInt8], now: MonotonicTime) -> PeerConnectionEvent? {
         let inner = relays[index].client.handleDatagram(datagram, now: now)
         drainRelays(now: now)
-        guard let inner, let relayedAddress = relays[index].client.relayedAddress else { return }
+        guard let inner, let relayedAddress = relays[index].client.relayedAddress else { return nil }
         counters.relayedDatagramsReceived += 1
         if PacketClass.classify(firstByte: datagram[0]) == .turnChannel { counters.relayedChannelDataReceived += 1 }
-        demultiplex(inner.payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
+        return demultiplex(inner.payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
     }
 
-    private func receiveMedia(_ datagram: consuming [UInt8], from source: TransportAddress, now: MonotonicTime) {
-        guard let srtp else { counters.droppedBeforeKeys += 1; return }
+    private func receiveMedia(_ datagram: consuming [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
+        guard let srtp else { counters.droppedBeforeKeys += 1; return nil }
         if source != acceptedMediaSource {
             guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
                 counters.droppedUnknownSource += 1
-                return
+                return nil
             }
             acceptedMediaSource = source
         }
         var packet = datagram  // a move: the caller's last use, so SRTP decrypts in place without a copy
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
-            do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return }
+            do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return nil }
             do {
                 let compound = try RTCPCompoundPacket(parsing: packet)
                 counters.rtcpReceived += 1
-                emit(.rtcp(compound))
+                return .rtcp(compound)
             } catch {
                 counters.malformedRTCP += 1
             }
         } else {
-            do { try srtp.unprotectRTP(&packet) } catch { counters.srtpFailures += 1; return }
+            do { try srtp.unprotectRTP(&packet) } catch { counters.srtpFailures += 1; return nil }
             do {
                 let rtp = try RTPPacket(parsing: packet)
                 counters.rtpReceived += 1
-                emit(.rtp(rtp))
+                return .rtp(rtp)
             } catch {
                 counters.malformedRTP += 1
             }
         }
+        return nil
     }
 
     public func handleTimeout(now: MonotonicTime) {
@@ -565,7 +579,8 @@ public final class PeerConnectionCore {
                 counters.datagramsReceived += 1
                 counters.bytesReceived += message.bytes.count
                 if case .stun = message, STUNMessage.peekHeader(message.bytes)?.type.method == .binding { continue }  // no Binding over TURN streams
-                receiveFromTURNServer(index, message.bytes, now: now)
+                // Several packets per read: media from a stream is queued with the other events.
+                if let media = receiveFromTURNServer(index, message.bytes, now: now) { emit(media) }
             }
         } catch {
             turnStreamClosed(connection: connection, now: now)

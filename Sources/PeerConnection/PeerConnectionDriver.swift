@@ -32,6 +32,9 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     /// False while only SRTP/SRTCP arrived since the timer was last armed: media never moves the
     /// core's timers, so a read batch of media skips the `nextTimeout` computation.
     private var timersMayHaveMoved = true
+    /// Datagrams were queued on the sockets since the last flush: a read batch of received media
+    /// queues none, and a flush per connection per batch would flush the shared port hundreds of times.
+    private var unflushedSends = false
 
     /// A connection's own sockets carry one participant's stream (50 packets/s): a recvmmsg batch of
     /// 4 holds what arrives between two wake-ups, and keeps the receive buffer at 8 KiB per socket
@@ -169,8 +172,11 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         guard !closed else { return }
         // RFC 7983: 128...191 is RTP/RTCP; STUN, DTLS and the rest may move ICE or DTLS timers.
         if !(128...191).contains(datagram.bytes.first ?? 0) { timersMayHaveMoved = true }
-        core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now())
-        drain()
+        // Media comes back directly (no queue); anything else the datagram caused is drained.
+        if let media = core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now()) {
+            eventHandler(media)
+        }
+        if core.hasQueuedOutput { drain() }
     }
 
     /// A datagram on this connection's own TURN socket (shared-port mode): from a TURN server, it
@@ -179,7 +185,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         guard !closed, turnServerAddresses.contains(datagram.source),
               let base = sharedPort?.localAddresses.first(where: { $0.ip == datagram.local.ip }) else { return }
         timersMayHaveMoved = true
-        core.handleDatagram(datagram.bytes, from: datagram.source, to: base, now: .now())
+        if let media = core.handleDatagram(datagram.bytes, from: datagram.source, to: base, now: .now()) { eventHandler(media) }
         drain()
     }
 
@@ -194,9 +200,12 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     }
 
     private func flush() {
-        sockets?.flush()
-        sharedPort?.flush()
-        turnSockets?.flush()
+        if unflushedSends {
+            unflushedSends = false
+            sockets?.flush()
+            sharedPort?.flush()
+            turnSockets?.flush()
+        }
         if timersMayHaveMoved {
             timersMayHaveMoved = false
             armTimer()
@@ -221,10 +230,12 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         }
         if let sockets {
             while let transmit = core.pollTransmit() {
+                unflushedSends = true
                 try? sockets.send(transmit.bytes, from: transmit.from, to: transmit.to)
             }
         } else if let sharedPort {
             while let transmit = core.pollTransmit() {
+                unflushedSends = true
                 if let own = turnSocketAddress(for: transmit.bytes, to: transmit.to, from: transmit.from) {
                     try? turnSockets?.send(transmit.bytes, from: own, to: transmit.to)
                 } else {

@@ -42,11 +42,15 @@ final class Pair {
             var moved = false
             while let out = a.pollTransmit() {
                 moved = true
-                if out.to == addressB && filter(out.bytes, out.from, out.to) { b.handleDatagram(out.bytes, from: out.from, to: addressB, now: now) }
+                if out.to == addressB && filter(out.bytes, out.from, out.to) {
+                    if let media = b.handleDatagram(out.bytes, from: out.from, to: addressB, now: now) { eventsB.append(media) }
+                }
             }
             while let out = b.pollTransmit() {
                 moved = true
-                if out.to == addressA && filter(out.bytes, out.from, out.to) { a.handleDatagram(out.bytes, from: out.from, to: addressA, now: now) }
+                if out.to == addressA && filter(out.bytes, out.from, out.to) {
+                    if let media = a.handleDatagram(out.bytes, from: out.from, to: addressA, now: now) { eventsA.append(media) }
+                }
             }
             while let event = a.pollEvent() { eventsA.append(event) }
             while let event = b.pollEvent() { eventsB.append(event) }
