@@ -58,7 +58,7 @@ public final class SharedUDPPort: @unchecked Sendable {
 
         /// Routes requests for `localUfrag` here too (after an ICE restart). Callable from any loop.
         public func register(localUfrag: String) {
-            port.onLoop { [self] in port.demultiplexer.register(localUfrag: localUfrag, for: id) }
+            port.onLoop { [self] in port.demultiplexer.register(localUfrag: localUfrag, for: AttachmentKey(self)) }
         }
 
         /// Queues a datagram on the shared socket bound to `local`; `flush()` sends the batch.
@@ -67,13 +67,13 @@ public final class SharedUDPPort: @unchecked Sendable {
             // STUN requests teach the demultiplexer their transaction IDs, DTLS its destination
             // (`noteSent` passes over RTP/RTCP, which goes to an address its checks already taught).
             if sameLoop {
-                port.demultiplexer.noteSent(bytes, to: remote, by: id)
+                port.demultiplexer.noteSent(bytes, to: remote, by: AttachmentKey(self))
                 try? port.sockets.send(bytes, from: local, to: remote)
             } else {
                 // The demultiplexer is confined to the port's loop, so a connection on another loop
                 // hops there (once per datagram; NIO would hop for the socket write anyway).
                 port.eventLoop.execute { [self] in
-                    port.demultiplexer.noteSent(bytes, to: remote, by: id)
+                    port.demultiplexer.noteSent(bytes, to: remote, by: AttachmentKey(self))
                     try? port.sockets.send(bytes, from: local, to: remote)
                 }
             }
@@ -86,7 +86,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         /// Stops routing to this connection: its ufrags and learned sources are forgotten.
         public func detach() async {
             try? await port.eventLoop.submit { [self] in
-                port.demultiplexer.unregister(id)
+                port.demultiplexer.unregister(AttachmentKey(self))
                 port.attachments[id] = nil
             }.get()
         }
@@ -102,11 +102,11 @@ public final class SharedUDPPort: @unchecked Sendable {
     public let eventLoop: any EventLoop
     /// Set once in `bind` before the port is handed out; immutable afterwards.
     public private(set) var sockets: UDPSocketSet!
-    fileprivate var demultiplexer = SharedPortDemultiplexer<Int>()
+    /// Routes to the attachment objects themselves: a routed datagram needs no second lookup.
+    fileprivate var demultiplexer = SharedPortDemultiplexer<AttachmentKey>()
     fileprivate var attachments: [Int: Attachment] = [:]
     private var nextID = 0
     private var pending: [Attachment] = []
-    private var detachedDrops = 0
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -141,14 +141,14 @@ public final class SharedUDPPort: @unchecked Sendable {
             let attachment = Attachment(id: nextID, port: self, eventLoop: connectionLoop,
                                         onReceive: onReceive, onReadComplete: onReadComplete)
             attachments[nextID] = attachment
-            demultiplexer.register(localUfrag: localUfrag, for: nextID)
+            demultiplexer.register(localUfrag: localUfrag, for: AttachmentKey(attachment))
             return attachment
         }.get()
     }
 
     public func statistics() async throws -> Statistics {
         try await eventLoop.submit { [self] in
-            Statistics(unroutedDrops: demultiplexer.unroutedDrops + detachedDrops,
+            Statistics(unroutedDrops: demultiplexer.unroutedDrops,
                        unknownTransactionDrops: demultiplexer.unknownTransactionDrops,
                        badUsernameDrops: demultiplexer.badUsernameDrops, attachments: attachments.count)
         }.get()
@@ -164,11 +164,9 @@ public final class SharedUDPPort: @unchecked Sendable {
     }
 
     private func receive(_ datagram: ReceivedDatagram) {
-        guard let id = demultiplexer.route(datagram.bytes, from: datagram.source) else { return }
-        guard let attachment = attachments[id] else {
-            detachedDrops += 1
-            return
-        }
+        // A detached attachment is unregistered from the demultiplexer in the same step that removes
+        // it from `attachments`: what routes here is attached.
+        guard let attachment = demultiplexer.route(datagram.bytes, from: datagram.source)?.attachment else { return }
         if attachment.sameLoop {
             attachment.onReceive(datagram)
             if !attachment.pendingReadComplete {
@@ -194,4 +192,14 @@ public final class SharedUDPPort: @unchecked Sendable {
             attachment.onReadComplete()
         }
     }
+}
+
+/// An attachment as the demultiplexer's key: its identity.
+struct AttachmentKey: Hashable, Sendable {
+    let attachment: SharedUDPPort.Attachment
+
+    init(_ attachment: SharedUDPPort.Attachment) { self.attachment = attachment }
+
+    static func == (lhs: AttachmentKey, rhs: AttachmentKey) -> Bool { lhs.attachment === rhs.attachment }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(attachment)) }
 }
