@@ -43,6 +43,9 @@ public struct RTPReceiveStream: Sendable {
 
     /// Accepted payload types (empty = accept all).
     public let payloadTypes: Set<PayloadType>
+    /// The same as two 64-bit masks over the 7-bit payload type: checked on every packet without
+    /// hashing or touching the set's storage.
+    private let payloadTypeMask: (low: UInt64, high: UInt64)
     /// RTP clock rate (48000 for Opus).
     public let clockRate: Int
     public private(set) var ssrc: SSRC?
@@ -61,7 +64,8 @@ public struct RTPReceiveStream: Sendable {
     /// Interarrival jitter in RTP units (A.8), as a Double.
     public private(set) var jitter: Double = 0
     /// Bit set over the last 1024 extended sequence numbers, for duplicate detection.
-    private var seen = [UInt64](repeating: 0, count: 16)
+    /// Inline, not an array: no storage of its own to allocate, and no second cache line to fetch.
+    private var seen = InlineArray<16, UInt64>(repeating: 0)
 
     /// The last sender report and its arrival time.
     public private(set) var lastSenderReport: RTCPSenderReport?
@@ -69,6 +73,12 @@ public struct RTPReceiveStream: Sendable {
 
     public init(payloadTypes: Set<PayloadType> = [], clockRate: Int = 48_000) {
         self.payloadTypes = payloadTypes
+        var mask: (low: UInt64, high: UInt64) = (0, 0)
+        for type in payloadTypes {
+            let value = type.rawValue & 0x7F
+            if value < 64 { mask.low |= 1 << UInt64(value) } else { mask.high |= 1 << UInt64(value - 64) }
+        }
+        payloadTypeMask = mask
         self.clockRate = max(1, clockRate)
     }
 
@@ -91,7 +101,13 @@ public struct RTPReceiveStream: Sendable {
         expectedPrior = 0
         transit = nil
         jitter = 0
-        seen = [UInt64](repeating: 0, count: 16)
+        seen = InlineArray(repeating: 0)
+    }
+
+    private func acceptsPayloadType(_ type: PayloadType) -> Bool {
+        let value = type.rawValue
+        guard value < 128 else { return false }
+        return value < 64 ? payloadTypeMask.low & (1 << UInt64(value)) != 0 : payloadTypeMask.high & (1 << UInt64(value - 64)) != 0
     }
 
     private func wasSeen(_ extended: Int64) -> Bool {
@@ -106,7 +122,7 @@ public struct RTPReceiveStream: Sendable {
 
     private mutating func clearSeen(after old: Int64, through new: Int64) {
         guard new > old else { return }
-        if new - old >= 1024 { seen = [UInt64](repeating: 0, count: 16); return }
+        if new - old >= 1024 { seen = InlineArray(repeating: 0); return }
         var e = old + 1
         while e <= new {
             let bit = Int(e & 1023)
@@ -130,7 +146,7 @@ public struct RTPReceiveStream: Sendable {
     /// Processes the fields of a received packet.
     public mutating func receive(ssrc packetSSRC: SSRC, payloadType: PayloadType, sequenceNumber: SequenceNumber,
                                  timestamp: RTPTimestamp, payloadLength: Int, arrival: MonotonicTime) -> RTPReceiveVerdict {
-        if !payloadTypes.isEmpty && !payloadTypes.contains(payloadType) {
+        if payloadTypeMask != (0, 0) && !acceptsPayloadType(payloadType) {
             statistics.unknownPayloadType += 1
             return .unknownPayloadType(payloadType)
         }
