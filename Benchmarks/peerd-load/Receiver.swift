@@ -265,7 +265,10 @@ final class LoadReceiver: @unchecked Sendable {
             openRecorder(connection, stereo: stereo)
         }
         do {
-            try connection.oggRecorder?.receive(packet, arrival: now, wallclock: NTPTime(unixSeconds: Date().timeIntervalSince1970))
+            if let ogg = connection.oggRecorder {
+                let wallclock = ogg.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                try ogg.receive(packet, arrival: now, wallclock: wallclock)
+            }
             if let wav = connection.wavRecorder {
                 try wav.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
                                 payload: Array(packet.payload), arrival: now)

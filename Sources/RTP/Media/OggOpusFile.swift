@@ -190,7 +190,11 @@ public final class OggOpusWriter {
 
     private let output: any OggOutput
     private var packer: OggPagePacker
-    private var held: (packet: ArraySlice<UInt8>, granule: Int64)?
+    /// The held packet: a copy in storage the writer reuses, not the caller's buffer. A recorder's
+    /// packet is a slice of its datagram, and holding that would keep every stream's previous
+    /// datagram alive until the next one, to be read and freed cold 20 ms later.
+    private var heldBytes: [UInt8] = []
+    private var heldGranule: Int64?
     /// Granule position of the newest packet handed to the packer.
     private var submittedGranule: Int64 = 0
     private var lastFlushGranule: Int64 = 0
@@ -237,8 +241,10 @@ public final class OggOpusWriter {
         guard granulePosition >= self.granulePosition else {
             throw .granuleDecreased(previous: self.granulePosition, new: granulePosition)
         }
-        if let held { try submit(held.packet, granule: held.granule) }
-        held = (packet, granulePosition)
+        if let heldGranule { try submit(heldBytes[...], granule: heldGranule) }
+        heldBytes.removeAll(keepingCapacity: true)
+        packet.withUnsafeBufferPointer { heldBytes.append(contentsOf: $0) }
+        heldGranule = granulePosition
         self.granulePosition = granulePosition
         if submittedGranule - lastFlushGranule >= Int64(flushInterval) { try flush() }
     }
@@ -259,13 +265,14 @@ public final class OggOpusWriter {
         var finalGranule: Int64? = nil
         if let playableSamples {
             let granule = Int64(head.preSkip) + playableSamples
-            guard held != nil, granule <= granulePosition, granule >= submittedGranule else {
+            guard heldGranule != nil, granule <= granulePosition, granule >= submittedGranule else {
                 throw .invalidEndTrim(granulePosition: granule)
             }
             finalGranule = granule
         }
-        if let held { try submit(held.packet, granule: finalGranule ?? held.granule) }
-        held = nil
+        if let heldGranule { try submit(heldBytes[...], granule: finalGranule ?? heldGranule) }
+        heldGranule = nil
+        heldBytes = []
         isFinished = true
         try emit(packer.flush(endOfStream: true))
     }

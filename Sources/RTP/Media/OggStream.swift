@@ -67,7 +67,10 @@ public struct OggPagePacker: Sendable {
         while true {
             let length = min(255, end - offset)
             table.append(UInt8(length))
-            body += packet[offset..<(offset + length)]
+            // One memcpy: the generic `+=` of a slice goes element by element.
+            packet.withUnsafeBufferPointer { source in
+                body.append(contentsOf: UnsafeBufferPointer(rebasing: source[(offset - packet.startIndex)..<(offset - packet.startIndex + length)]))
+            }
             offset += length
             let last = length < 255
             if last {
@@ -110,8 +113,15 @@ public struct OggPagePacker: Sendable {
         nextSequenceNumber &+= 1
         isAtStart = false
         if endOfStream { isFinished = true }
+        // The page keeps the arrays; the next page gets fresh ones sized like this one, so a page
+        // of small packets costs one allocation each instead of a growth step every doubling.
+        let tableCount = table.count, bodyCount = body.count
         table = []
         body = []
+        if !endOfStream {
+            table.reserveCapacity(tableCount)
+            body.reserveCapacity(bodyCount)
+        }
         pageGranule = -1
         startsContinued = nextContinued
     }

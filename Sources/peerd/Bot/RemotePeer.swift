@@ -106,7 +106,11 @@ final class RemotePeer {
 
     func record(_ packet: RTPPacket, now: MonotonicTime) {
         do {
-            try oggRecorder?.receive(packet, arrival: now, wallclock: NTPTime(unixSeconds: Date().timeIntervalSince1970))
+            if let oggRecorder {
+                // The wallclock only dates the file's start: read the clock until it has.
+                let wallclock = oggRecorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                try oggRecorder.receive(packet, arrival: now, wallclock: wallclock)
+            }
             if let wavRecorder {
                 try wavRecorder.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
                                         payload: Array(packet.payload), arrival: now)
