@@ -143,6 +143,22 @@ struct RTPReceiveStreamTests {
         return try! RTPFixedHeader(parsing: packet.serialized())
     }
 
+    @Test("accepted payload types on both halves of the 7-bit range; none listed accepts all")
+    func payloadTypeFilter() {
+        let types: [PayloadType] = [0, 8, 63, 64, 96, 111, 127]
+        var stream = RTPReceiveStream(payloadTypes: [8, 63, 111])
+        for (index, type) in types.enumerated() {
+            let verdict = stream.receive(Self.header(UInt16(index), pt: type), payloadLength: 3, arrival: .zero)
+            let accepted = verdict != .unknownPayloadType(type)
+            #expect(accepted == [8, 63, 111].contains(type), "payload type \(type): \(verdict)")
+        }
+        #expect(stream.statistics.unknownPayloadType == 4)
+        var open = RTPReceiveStream()
+        for (index, type) in types.enumerated() {
+            #expect(open.receive(Self.header(UInt16(index), pt: type), payloadLength: 3, arrival: .zero) != .unknownPayloadType(type))
+        }
+    }
+
     @Test("probation, wrap-around, loss, duplicates, reordering and fraction lost")
     func sequenceValidation() throws {
         var stream = RTPReceiveStream(payloadTypes: [111])
