@@ -406,6 +406,29 @@ import Wire
         return sqrt(max(0, s1 * s1 + s2 * s2 - coefficient * s1 * s2)) / Double(samples.count)
     }
 
+    /// The 20 ms ticks visit only the peers the bot sends to (the rest wait for the 100 ms
+    /// housekeeping): each connected participant must still get every frame, 50 a second.
+    @Test func everyParticipantGetsEveryFrame() async throws {
+        let room = try await BotConnectionTests.startRoom()
+        let first = try await SwiftParticipant.join(url: room.url, room: "general", id: "frames-a", options: .init(tone: 660))
+        let second = try await SwiftParticipant.join(url: room.url, room: "general", id: "frames-b", options: .init(tone: 1_000))
+        try await BotConnectionTests.waitFor(seconds: 15) {
+            let heard = (await first.onLoop { $0.packetsReceived }, await second.onLoop { $0.packetsReceived })
+            return heard.0 > 10 && heard.1 > 10
+        }
+        let start = ContinuousClock.now
+        let before = (await first.onLoop { $0.packetsReceived }, await second.onLoop { $0.packetsReceived })
+        try await Task.sleep(for: .seconds(3))
+        let after = (await first.onLoop { $0.packetsReceived }, await second.onLoop { $0.packetsReceived })
+        let expected = (ContinuousClock.now - start) / .milliseconds(20)
+        // Frames only on the housekeeping ticks would be a fifth of them.
+        #expect(Double(after.0 - before.0) >= expected * 0.9, "frames-a got \(after.0 - before.0) of \(expected)")
+        #expect(Double(after.1 - before.1) >= expected * 0.9, "frames-b got \(after.1 - before.1) of \(expected)")
+        await first.leave()
+        await second.leave()
+        await room.close()
+    }
+
     @Test func mixedRoomTrackHoldsEveryParticipant() async throws {
         let room = try await BotConnectionTests.startRoom { options in
             options.mixRoom = true

@@ -103,6 +103,10 @@ final class RoomBot: @unchecked Sendable {
     private var selfSpeaking = false
     private var muted: Bool
     private var mediaTask: Scheduled<Void>?
+    /// The peers the 20 ms ticks visit: those we send to (connected, with a send stream). Every peer
+    /// is visited on the housekeeping ticks only, which rebuild this list; a recorder with 1,000
+    /// participants then touches each one 10 times a second instead of 50.
+    private var sendingPeers: [RemotePeer] = []
     private var mediaStart = MonotonicTime.now()
     private var frameIndex: Int64 = 0
     private var rng = SystemRandomNumberGenerator()
@@ -665,6 +669,7 @@ final class RoomBot: @unchecked Sendable {
             audioLevelExtensionID: audio.extensions.audioLevel, midExtensionID: audio.extensions.mid,
             reducedSizeRTCP: audio.rtcpReducedSize)
         peer.sendStream = RTPSendStream(configuration: configuration, start: now, using: &rng)
+        sendingPeers.append(peer)  // from the next tick, not the next housekeeping
     }
 
     private func receive(_ packet: RTPPacket, from peer: RemotePeer, now: MonotonicTime) {
@@ -716,8 +721,9 @@ final class RoomBot: @unchecked Sendable {
 
     // MARK: Media clock
 
-    /// Every 20 ms from a fixed origin (no drift): one frame out to every connected peer, RTCP,
-    /// recorder flushes, talk detection, and offers to participants who did not offer in time.
+    /// Every 20 ms from a fixed origin (no drift): one frame out to every connected peer, and RTCP.
+    /// Every 100 ms (`housekeepingTicks`) also recorder flushes, talk detection, negotiation deadlines
+    /// (offers to participants who did not offer in time) and ICE supervision, for every peer.
     private func startMediaClock() {
         mediaStart = .now()
         frameIndex = 0
@@ -734,9 +740,11 @@ final class RoomBot: @unchecked Sendable {
         }
     }
 
-    /// The receive side's housekeeping (recorders' silence fill and flush, speaking detection) runs on
-    /// every `housekeepingTicks`-th media tick: per participant it is as costly as a received packet,
-    /// and 100 ms is finer than the talk detector's hysteresis and a recording's page flush need.
+    /// The housekeeping (recorders' silence fill and flush, speaking detection, negotiation deadlines,
+    /// ICE supervision) runs on every `housekeepingTicks`-th media tick: per participant a visit is as
+    /// costly as a received packet (its state is cold), and 100 ms is finer than the talk detector's
+    /// hysteresis, a recording's page flush and a negotiation's deadlines need. The ticks between
+    /// visit only the peers we send to.
     static let housekeepingTicks: Int64 = 5
 
     private func mediaTick(now: MonotonicTime) {
@@ -753,6 +761,13 @@ final class RoomBot: @unchecked Sendable {
             nextStatsAt = now + options.statsInterval
             writeStats(now: now)
         }
+        guard housekeeping else {
+            for peer in sendingPeers where peer.phase == .connected {
+                if let driver = peer.driver { sendFrame(frame, to: peer, driver: driver, now: now) }
+            }
+            return
+        }
+        sendingPeers.removeAll(keepingCapacity: true)
         for peer in Array(peers.values) {
             if peer.phase == .offering || peer.phase == .answering, let deadline = peer.connectDeadline, now >= deadline {
                 restartNegotiation(peer, now: now)
@@ -769,30 +784,35 @@ final class RoomBot: @unchecked Sendable {
                 logger.info("answering the last of \(peer.id)'s offers held back during its flood")
                 apply(.offer(sdp), to: peer)
             }
-            if housekeeping {
-                // Silence fill, idle flush and the talk detector's decay matter once packets stop.
-                if !peer.recordedSinceHousekeeping { peer.tickRecorder(now: now) }
-                if let failure = peer.recordingError {
-                    logger.error("recording \(peer.id) failed: \(failure)")
-                    peer.recordingError = nil
-                }
-                if !peer.levelSinceHousekeeping, let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
-                peer.recordedSinceHousekeeping = false
-                peer.levelSinceHousekeeping = false
+            // Silence fill, idle flush and the talk detector's decay matter once packets stop.
+            if !peer.recordedSinceHousekeeping { peer.tickRecorder(now: now) }
+            if let failure = peer.recordingError {
+                logger.error("recording \(peer.id) failed: \(failure)")
+                peer.recordingError = nil
             }
+            if !peer.levelSinceHousekeeping, let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
+            peer.recordedSinceHousekeeping = false
+            peer.levelSinceHousekeeping = false
             if peer.phase == .connected { superviseICE(peer, driver: driver, now: now) }
-            guard peer.phase == .connected, var stream = peer.sendStream else { continue }
-            if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
-                driver.withCoreOnLoop { $0.sendRTP(packet) }
-            } else {
-                stream.skipFrame()
-            }
-            let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
-            if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock(), reportBlocks: blocks) {
-                driver.withCoreOnLoop { $0.sendRTCP(rtcp) }
-            }
-            peer.sendStream = stream
+            guard peer.phase == .connected, peer.sendStream != nil else { continue }
+            sendingPeers.append(peer)
+            sendFrame(frame, to: peer, driver: driver, now: now)
         }
+    }
+
+    /// The tick's frame (or a skipped frame) and any RTCP due, to one connected peer with a send stream.
+    private func sendFrame(_ frame: ([UInt8], UInt8)?, to peer: RemotePeer, driver: PeerConnectionDriver, now: MonotonicTime) {
+        guard var stream = peer.sendStream else { return }
+        if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
+            driver.withCoreOnLoop { $0.sendRTP(packet) }
+        } else {
+            stream.skipFrame()
+        }
+        let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
+        if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock(), reportBlocks: blocks) {
+            driver.withCoreOnLoop { $0.sendRTCP(rtcp) }
+        }
+        peer.sendStream = stream
     }
 
     /// Starts (or retries) an ICE restart when one is due: new credentials in an offer over signaling.
