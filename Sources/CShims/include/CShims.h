@@ -6,4 +6,5 @@
 #include "peerd_alsa.h"
 #include "peerd_hmac.h"
 #include "peerd_srtp.h"
+#include "peerd_udp.h"
 #endif

@@ -127,7 +127,8 @@ public final class UDPSocketSet: Sendable {
         var sockets: [TransportAddress: any Channel] = [:]
         do {
             for descriptor in descriptors {
-                let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, onReceive: onReceive, onReadComplete: onReadComplete)
+                let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, descriptor: descriptor,
+                                              onReceive: onReceive, onReadComplete: onReadComplete)
                 let channel = try await bootstrap.withBoundSocket(descriptor).get()
                 guard let local = channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) else {
                     try? await channel.close()
@@ -142,15 +143,20 @@ public final class UDPSocketSet: Sendable {
         return UDPSocketSet(eventLoop: eventLoop, sockets: sockets)
     }
 
-    private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop,
+    /// `descriptor`: the socket the channel will adopt, if the caller made it. With read pacing, the
+    /// paced reads then go through a `DirectDatagramReader` on it instead of NIO's read path.
+    private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop, descriptor: CInt? = nil,
                                       onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
                                       onReadComplete: @escaping @Sendable () -> Void) -> DatagramBootstrap {
         var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let direct = configuration.readPacing == nil ? nil : descriptor.map {
+                        DirectDatagramReader(descriptor: $0, capacity: configuration.vectorReadMessageCount)
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        UDPReceiveHandler(readPacing: configuration.readPacing,
-                                          datagramsPerWakeUp: configuration.readsPerWakeUp * max(1, configuration.vectorReadMessageCount),
+                        UDPReceiveHandler(readPacing: configuration.readPacing, readsPerWakeUp: configuration.readsPerWakeUp,
+                                          vector: max(1, configuration.vectorReadMessageCount), direct: direct,
                                           onReceive: onReceive, onReadComplete: onReadComplete))
                 }
             }
@@ -174,11 +180,20 @@ public final class UDPSocketSet: Sendable {
     private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
                                 onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
                                 onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
-        let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, onReceive: onReceive, onReadComplete: onReadComplete)
         let ports: [UInt16] = configuration.portRange.map { Array($0) } ?? [0]
         var lastError: (any Error)?
         for port in ports {
             do {
+                if configuration.readPacing != nil {
+                    // Paced sockets are read directly (see `DirectDatagramReader`): bind here to know the descriptor.
+                    let descriptor = try DirectDatagramReader.boundSocket(TransportAddress(ip: ip, port: port))
+                    let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, descriptor: descriptor,
+                                                  onReceive: onReceive, onReadComplete: onReadComplete)
+                    // NIO owns the descriptor from here, also when this fails (closing it again could
+                    // close a descriptor reused meanwhile).
+                    return try await bootstrap.withBoundSocket(descriptor).get()
+                }
+                let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, onReceive: onReceive, onReadComplete: onReadComplete)
                 return try await bootstrap.bind(to: TransportAddress(ip: ip, port: port).socketAddress).get()
             } catch {
                 lastError = error
@@ -213,6 +228,21 @@ public final class UDPSocketSet: Sendable {
     public func close() async {
         for channel in sockets.values { try? await channel.close() }
     }
+
+    /// How many datagrams the paced sockets read directly (`DirectDatagramReader`), and how many of
+    /// those the reader dropped (longer than `maximumDatagramSize`, unknown address family).
+    public func directReadCounts() async -> (read: Int, dropped: Int) {
+        var read = 0, dropped = 0
+        for channel in sockets.values {
+            guard let counts = try? await channel.eventLoop.submit({ () -> (Int, Int) in
+                let handler = try channel.pipeline.syncOperations.handler(type: UDPReceiveHandler.self)
+                return (handler.datagramsReadDirectly, handler.direct?.dropped ?? 0)
+            }).get() else { continue }
+            read += counts.0
+            dropped += counts.1
+        }
+        return (read, dropped)
+    }
 }
 
 /// Thin: turns each received envelope into a `ReceivedDatagram` for the owner's callback.
@@ -227,20 +257,31 @@ final class UDPReceiveHandler: ChannelInboundHandler {
     /// the first read when the socket is bound and for each next one `readPacing` after a batch.
     let readPacing: TimeAmount?
     private var nextRead: Scheduled<Void>?
+    /// `recvmmsg` calls per wake-up and datagrams per call.
+    let readsPerWakeUp: Int
+    let vector: Int
     /// A wake-up that read this many datagrams (reads per wake-up × batch) may have left more
     /// behind: the next read follows at once, so pacing never caps the rate the socket is drained at.
-    let fullWakeUp: Int
+    var fullWakeUp: Int { readsPerWakeUp * vector }
     private var datagramsThisWakeUp = 0
+    /// Paced reads after the first go through this reader, when the socket set made the socket
+    /// itself; NIO's read path is used whenever nothing was waiting (to wait for readability).
+    let direct: DirectDatagramReader?
+    /// Datagrams that came through `direct` (the rest came through NIO's read path).
+    private(set) var datagramsReadDirectly = 0
 
-    init(readPacing: TimeAmount?, datagramsPerWakeUp: Int,
+    init(readPacing: TimeAmount?, readsPerWakeUp: Int, vector: Int, direct: DirectDatagramReader? = nil,
          onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
         self.readPacing = readPacing
-        fullWakeUp = max(1, datagramsPerWakeUp)
+        self.readsPerWakeUp = max(1, readsPerWakeUp)
+        self.vector = max(1, vector)
+        self.direct = direct
         self.onReceive = onReceive
         self.onReadComplete = onReadComplete
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if local == nil { local = context.channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) }
         if readPacing != nil { context.read() }
         context.fireChannelActive()
     }
@@ -264,20 +305,50 @@ final class UDPReceiveHandler: ChannelInboundHandler {
         onReadComplete()
         let full = datagramsThisWakeUp >= fullWakeUp
         datagramsThisWakeUp = 0
-        guard let readPacing else { return }
-        if full {
-            context.read()
-        } else if nextRead == nil {
-            let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-            nextRead = context.eventLoop.scheduleTask(in: readPacing) {
-                loopBound.value.handler.nextRead = nil
-                loopBound.value.context.read()
-            }
-        }
+        guard readPacing != nil else { return }
+        scheduleRead(context: context, immediately: full)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // ICMP port unreachable and similar surface here; a UDP socket stays usable.
+    }
+
+    /// The next paced read: `readPacing` from now, or at once after a full wake-up.
+    private func scheduleRead(context: ChannelHandlerContext, immediately: Bool) {
+        guard let readPacing, nextRead == nil else { return }
+        if immediately && direct == nil {
+            context.read()
+            return
+        }
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        nextRead = context.eventLoop.scheduleTask(in: immediately ? .zero : readPacing) {
+            let (handler, context) = loopBound.value
+            handler.nextRead = nil
+            if let direct = handler.direct {
+                handler.readDirectly(direct, context: context)
+            } else {
+                context.read()
+            }
+        }
+    }
+
+    /// Up to `readsPerWakeUp` batches straight from the socket. Nothing waiting (or an error, which
+    /// NIO's read then reports): back to NIO's read, which waits for the socket to become readable.
+    private func readDirectly(_ reader: DirectDatagramReader, context: ChannelHandlerContext) {
+        guard context.channel.isActive, let local else { return }
+        var total = 0
+        for _ in 0..<readsPerWakeUp {
+            guard let count = reader.readBatch(local: local, onReceive) else { break }
+            total += count
+            datagramsReadDirectly += count
+            if count < reader.capacity { break }
+        }
+        guard total > 0 else {
+            context.read()
+            return
+        }
+        onReadComplete()
+        scheduleRead(context: context, immediately: total >= readsPerWakeUp * reader.capacity)
     }
 }
 

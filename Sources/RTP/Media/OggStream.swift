@@ -113,15 +113,10 @@ public struct OggPagePacker: Sendable {
         nextSequenceNumber &+= 1
         isAtStart = false
         if endOfStream { isFinished = true }
-        // The page keeps the arrays; the next page gets fresh ones sized like this one, so a page
-        // of small packets costs one allocation each instead of a growth step every doubling.
-        let tableCount = table.count, bodyCount = body.count
+        // (Reserving the next page's arrays at this page's size saved no measurable CPU and cost
+        // 1 KiB per recorded stream: peerd-load, 1,000 streams.)
         table = []
         body = []
-        if !endOfStream {
-            table.reserveCapacity(tableCount)
-            body.reserveCapacity(bodyCount)
-        }
         pageGranule = -1
         startsContinued = nextContinued
     }

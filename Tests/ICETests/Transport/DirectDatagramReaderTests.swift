@@ -1,0 +1,93 @@
+import Glibc
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+@testable import ICE
+
+/// The shared port's direct reads: recvmmsg into the reader's memory, sources parsed from the
+/// kernel's sockaddr, oversized datagrams dropped and counted, and the paced socket set using it.
+@Suite struct DirectDatagramReaderTests {
+    /// Sends `payloads` from an ephemeral socket of `family` to `destination`; returns the sender's port.
+    func send(_ payloads: [[UInt8]], to destination: TransportAddress) throws -> (descriptor: CInt, port: UInt16) {
+        let sender = try DirectDatagramReader.boundSocket(TransportAddress(ip: destination.ip, port: 0))
+        var source = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &source) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(sender, $0, &length) } }
+        let port = withUnsafeBytes(of: source) { DirectDatagramReader.address(at: $0.baseAddress!)!.port }
+        let target = destination.socketAddress
+        for payload in payloads {
+            let sent = target.withSockAddr { address, size in payload.withUnsafeBytes { sendto(sender, $0.baseAddress, $0.count, 0, address, socklen_t(size)) } }
+            #expect(sent == payload.count)
+        }
+        return (sender, port)
+    }
+
+    func boundAddress(_ descriptor: CInt) -> TransportAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        return withUnsafeBytes(of: storage) { DirectDatagramReader.address(at: $0.baseAddress!)! }
+    }
+
+    @Test(arguments: ["127.0.0.1", "::1"])
+    func readsBatchesWithTheirSourcesAndDropsOversizedDatagrams(host: String) throws {
+        let receiver = try DirectDatagramReader.boundSocket(TransportAddress(ip: IPAddress(host)!, port: 0))
+        defer { close(receiver) }
+        let local = boundAddress(receiver)
+        #expect(local.ip == IPAddress(host)! && local.port != 0)
+        let payloads = (0..<10).map { [0x80, UInt8($0)] + [UInt8](repeating: UInt8($0), count: 100 + $0) }
+        let oversized = [UInt8](repeating: 0x80, count: UDPSocketSet.maximumDatagramSize + 1)
+        let sender = try send(Array(payloads[..<5]) + [oversized] + Array(payloads[5...]), to: local)
+        defer { close(sender.descriptor) }
+
+        let reader = DirectDatagramReader(descriptor: receiver, capacity: 4)
+        var received: [ReceivedDatagram] = []
+        var counts: [Int] = []
+        while let count = reader.readBatch(local: local, { received.append($0) }), count > 0 { counts.append(count) }
+        #expect(counts == [4, 4, 3], "11 datagrams in batches of at most 4")
+        #expect(received.map(\.bytes) == payloads)
+        #expect(received.allSatisfy { $0.source == TransportAddress(ip: IPAddress(host)!, port: sender.port) && $0.local == local })
+        #expect(reader.dropped == 1, "the datagram over \(UDPSocketSet.maximumDatagramSize) bytes")
+        #expect(reader.readBatch(local: local, { _ in }) == 0, "nothing waiting")
+    }
+
+    @Test func aBadDescriptorIsAnErrorNotACrash() {
+        let reader = DirectDatagramReader(descriptor: -1, capacity: 8)
+        #expect(reader.readBatch(local: TransportAddress("127.0.0.1:1")!, { _ in }) == nil)
+    }
+
+    /// A paced socket set binds its own sockets and reads them directly: a steady stream arrives
+    /// whole, in wake-ups that each carry many datagrams, with NIO's read used after idle pauses.
+    @Test func pacedSocketsReadDirectlyAndMissNothing() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let received = Mutex<[UInt8]>([])
+        let wakeUps = Mutex(0)
+        let configuration = UDPSocketSet.Configuration(vectorReadMessageCount: 16, socketBufferBytes: 1 << 20, readPacing: .milliseconds(20))
+        let receiver = try await UDPSocketSet.bind(
+            addresses: [IPAddress("127.0.0.1")!], configuration: configuration, eventLoop: loop,
+            onReceive: { datagram in received.withLock { $0.append(datagram.bytes[1]) } },
+            onReadComplete: { wakeUps.withLock { $0 += 1 } })
+        let to = receiver.localAddresses[0]
+        let sender = try send([], to: to)
+        defer { close(sender.descriptor) }
+        // Three bursts of 100 with idle gaps longer than the pacing: after each gap NIO's read waits
+        // for the socket, then the paced direct reads take the rest.
+        for burst in 0..<3 {
+            for index in 0..<100 {
+                let payload: [UInt8] = [0x80, UInt8((burst * 100 + index) & 0xFF)] + [UInt8](repeating: 1, count: 60)
+                _ = to.socketAddress.withSockAddr { address, size in payload.withUnsafeBytes { sendto(sender.descriptor, $0.baseAddress, $0.count, 0, address, socklen_t(size)) } }
+                if index % 10 == 9 { try await Task.sleep(for: .milliseconds(2)) }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for _ in 0..<300 where received.withLock({ $0.count }) < 300 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(received.withLock { $0.count } == 300)
+        #expect(received.withLock { $0 } == (0..<300).map { UInt8($0 & 0xFF) }, "in order, none lost or repeated")
+        #expect(wakeUps.withLock { $0 } < 60, "300 datagrams over ~0.4 s in \(wakeUps.withLock { $0 }) wake-ups")
+        let direct = await receiver.directReadCounts()
+        #expect(direct.read > 150 && direct.read < 300, "after each idle gap NIO reads first, the paced reads take the rest: \(direct.read) of 300 read directly")
+        #expect(direct.dropped == 0)
+        await receiver.close()
+    }
+}
