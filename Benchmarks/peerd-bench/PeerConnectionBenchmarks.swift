@@ -148,7 +148,7 @@ enum PeerConnectionBenchmarks {
 enum ManyConnectionsBenchmark {
     static func run(_ bench: inout Bench) {
         let counts = [10, 100, 1000, 3000]
-        let names = counts.map { "pc/receive over \($0) connections: handleDatagram + poll RTP event" }
+        let names = counts.map { "pc/receive over \($0) connections: handleDatagram, RTP returned" }
         guard bench.enabled(any: names) else { return }
         let certificateA = try! DTLSCertificate.generate()
         let certificateB = try! DTLSCertificate.generate()
