@@ -166,6 +166,12 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         await sockets?.close()
         await turnSockets?.close()
         await shared?.detach()
+        // The attachment's receive callback holds this driver and the driver its attachment: let go
+        // of it (and of the owner's handler), so a closed connection is freed.
+        try? await eventLoop.submit { [self] in
+            sharedPort = nil
+            eventHandler = { _ in }
+        }.get()
     }
 
     private func receive(_ datagram: ReceivedDatagram) {

@@ -37,6 +37,36 @@ import Wire
         for _ in 0..<600 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
     }
 
+    /// A closed connection is freed, on a shared port as on its own sockets: a long-running bot with
+    /// participants coming and going must not keep every past connection (its core, DTLS and SRTP
+    /// state) alive. On a shared port the attachment's receive callback holds the driver, and the
+    /// driver its attachment: close must break that.
+    @Test(arguments: [true, false])
+    func aClosedConnectionIsFreed(sharedPort useSharedPort: Bool) async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: loop)
+        weak var weakDriver: PeerConnectionDriver?
+        weak var weakCore: PeerConnectionCore?
+        do {
+            let configuration = PeerConnectionConfiguration(certificate: try DTLSCertificate.generate())
+            let driver = if useSharedPort {
+                try await PeerConnectionDriver.start(configuration: configuration, sharedPort: port, eventLoop: loop, onEvent: { _ in })
+            } else {
+                try await PeerConnectionDriver.start(configuration: configuration, interfaces: .loopbackOnly, eventLoop: loop, onEvent: { _ in })
+            }
+            _ = try await driver.withCore { try $0.createOffer(now: .now()).serialized() }
+            weakDriver = driver
+            weakCore = driver.core
+            await driver.close()
+        }
+        // Let the loop finish what the close scheduled.
+        for _ in 0..<200 where weakDriver != nil { try await loop.submit {}.get(); try await Task.sleep(for: .milliseconds(5)) }
+        #expect(weakDriver == nil, "the closed driver is still referenced")
+        #expect(weakCore == nil, "the closed core is still referenced")
+        #expect(try await port.statistics().attachments == 0)
+        await port.close()
+    }
+
     @Test func threeConnectionsOnOneSharedPortCarryTheirOwnMediaAndSurviveAClose() async throws {
         // Two loops: connections 0 and 2 run on the port's loop, connection 1 on the other (the hop path).
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
