@@ -64,7 +64,10 @@ import Testing
         try await Task.sleep(for: .seconds(3))
         let after = try #require(await bot.statistics().first)
         print("ICE restart with Chromium (trickle \(trickle)): lost \(after.inboundRtp?.packetsLost ?? -1), dropped from unknown sources \(after.droppedUnknownSource - before.droppedUnknownSource), SRTP failures \(after.srtpFailures), jitter \(after.inboundRtp?.jitter ?? -1) s")
-        #expect(after.iceRestarts == 1)
+        // One restart offer, answered. (Once, in a CI run with the whole suite, the page did not answer
+        // the first offer and peerd's retry after its restart timeout completed it: 2. The page counts
+        // the offers it ignored as glares, which tells that case apart from one peerd got wrong.)
+        #expect(after.iceRestarts == 1, "restart offers: \(after.iceRestarts); page glares: \(page.lastStatus()?["glares"] ?? 0)")
         // Chromium (controlling) may send from a validated pair other than the one peerd selected;
         // peerd keeps accepting media from every address the old generation validated until the new
         // one selects a pair. Before that, 7-26 packets (0.1-0.5 s) were dropped over each restart.
