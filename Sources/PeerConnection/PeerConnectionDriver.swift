@@ -32,8 +32,9 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     /// False while only SRTP/SRTCP arrived since the timer was last armed: media never moves the
     /// core's timers, so a read batch of media skips the `nextTimeout` computation.
     private var timersMayHaveMoved = true
-    /// Datagrams were queued on the sockets since the last flush: a read batch of received media
-    /// queues none, and a flush per connection per batch would flush the shared port hundreds of times.
+    /// Datagrams were queued on the sockets since the last flush. A read batch of received media
+    /// queues none: its read-complete then skips the flush calls (the socket set's own flush would
+    /// find nothing to send, but an attachment on another loop than its port's hops there to ask).
     private var unflushedSends = false
 
     /// A connection's own sockets carry one participant's stream (50 packets/s): a recvmmsg batch of

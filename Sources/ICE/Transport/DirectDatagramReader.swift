@@ -78,28 +78,11 @@ final class DirectDatagramReader {
         let family = address.ip.isIPv4 ? AF_INET : AF_INET6
         let descriptor = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw .bindFailed(address: "\(address)", reason: "socket: errno \(errno)") }
-        var result: Int32
-        switch address.ip {
-        case .v4(let value):
-            var raw = sockaddr_in()
-            raw.sin_family = sa_family_t(AF_INET)
-            raw.sin_port = address.port.bigEndian
-            raw.sin_addr.s_addr = value.bigEndian
-            result = withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        case .v6:
+        if !address.ip.isIPv4 {
             var only: Int32 = 1
             _ = setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &only, socklen_t(MemoryLayout<Int32>.size))
-            var raw = sockaddr_in6()
-            raw.sin6_family = sa_family_t(AF_INET6)
-            raw.sin6_port = address.port.bigEndian
-            let bytes = address.ip.bytes
-            withUnsafeMutableBytes(of: &raw.sin6_addr) { $0.copyBytes(from: bytes) }
-            result = withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
         }
+        let result = address.socketAddress.withSockAddr { raw, length in Glibc.bind(descriptor, raw, socklen_t(length)) }
         guard result == 0 else {
             let error = errno
             close(descriptor)
