@@ -23,6 +23,7 @@ enum ReceiverMode {
         var vector: Int?
         var talk = true
         var shared = false
+        var prefetch = true
         var pacing: Double?
         var index = 0
         while index < arguments.count {
@@ -31,6 +32,7 @@ enum ReceiverMode {
             case "--dir": index += 1; directory = arguments[index]
             case "--vector": index += 1; vector = Int(arguments[index])
             case "--no-talk": talk = false
+            case "--no-prefetch": prefetch = false
             case "--shared-port": shared = true
             case "--read-pacing": index += 1; pacing = Double(arguments[index])
             default: break
@@ -45,6 +47,7 @@ enum ReceiverMode {
                                         output: LineWriter(handle: FileHandle.standardOutput))
         if let vector { receiver.socketConfiguration = UDPSocketSet.Configuration(vectorReadMessageCount: vector) }
         receiver.talkDetection = talk
+        receiver.prefetch = prefetch
         if shared {
             // As `peerd join --port`: one socket for every connection, with the server settings.
             var configuration = SharedUDPPort.serverConfiguration
@@ -120,6 +123,9 @@ final class LoadReceiver: @unchecked Sendable {
     private var totalPackets = 0
     private var connectedCount = 0
     private var mediaTask: RepeatedTask?
+    private var housekeepingTicks = 0
+    /// `--no-prefetch` turns the shared port's prefetch hints off (experiments only).
+    var prefetch = true
     /// Experiments (`--vector`, `--no-talk`); the defaults are what the bot does.
     var socketConfiguration: UDPSocketSet.Configuration?
     var talkDetection = true
@@ -139,7 +145,10 @@ final class LoadReceiver: @unchecked Sendable {
     func start() {
         mediaTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
             let now = MonotonicTime.now()
+            housekeepingTicks += 1
             for connection in ordered {
+                // As the bot: once a second, tell a shared port what this connection's packets touch.
+                if housekeepingTicks % 10 == connection.id % 10, prefetch { refreshPrefetchHints(connection) }
                 // As the bot: a connection whose packets flow needs no tick (see `RemotePeer`).
                 if !connection.recordedSinceHousekeeping {
                     do {
@@ -281,6 +290,14 @@ final class LoadReceiver: @unchecked Sendable {
            let level = try? AudioLevelExtension.parse(from: element) {
             connection.levelSinceHousekeeping = true
             _ = connection.talk.add(level: level.level, at: now)
+        }
+    }
+
+    private func refreshPrefetchHints(_ connection: ReceivedConnection) {
+        connection.driver?.refreshPrefetchHints { hints in
+            hints.add(connection, bytes: 512)
+            connection.oggRecorder?.addPrefetchHints(&hints)
+            connection.talk.addPrefetchHints(&hints)
         }
     }
 

@@ -1,5 +1,6 @@
 import CShims
 import CSRTP
+import Wire
 
 /// A DTLS-SRTP protection profile (RFC 5764, RFC 7714); the raw value is its IANA id.
 public enum SRTPProfile: UInt16, Sendable, Equatable, Hashable, CaseIterable {
@@ -267,6 +268,12 @@ public final class SRTPSession: @unchecked Sendable {
     }
 
     /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.
+    /// Adds what unprotecting the next packet touches first: this session and libsrtp's context.
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        hints.add(self, bytes: 128)
+        hints.add(address: UnsafeRawPointer(inbound), bytes: 64)
+    }
+
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
         try apply(&packet, grow: 0) { context, base, length in srtp_unprotect(context, base, length) }
         statistics.unprotectedRTP += 1

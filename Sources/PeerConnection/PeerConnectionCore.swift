@@ -424,6 +424,12 @@ public final class PeerConnectionCore {
         return media
     }
 
+    /// Adds what handling the next media packet touches: this core and its SRTP session.
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        hints.add(self, bytes: 512)
+        srtp?.addPrefetchHints(&hints)
+    }
+
     /// Whether events or datagrams are waiting to be polled (a shell may skip polling when not).
     public var hasQueuedOutput: Bool { !events.isEmpty || !transmits.isEmpty || !streamTransmits.isEmpty }
 

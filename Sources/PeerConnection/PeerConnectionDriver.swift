@@ -206,6 +206,19 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         return turnSockets.localAddresses.first { $0.ip == base.ip }
     }
 
+    /// On a shared port, tells the port what handling this connection's next datagram touches, so it
+    /// prefetches that before handling a batch (see `PrefetchHints`): this driver, the core, its SRTP
+    /// session, and what `owner` adds (the objects its event handler touches per packet: recorder,
+    /// receive stream, buffers). Call on the driver's loop now and then (buffers move as they grow).
+    public func refreshPrefetchHints(owner: (inout PrefetchHints) -> Void = { _ in }) {
+        guard let sharedPort else { return }
+        var hints = PrefetchHints()
+        hints.add(self, bytes: 192)
+        core.addPrefetchHints(&hints)
+        owner(&hints)
+        sharedPort.setPrefetchHints(hints)
+    }
+
     private func flush() {
         if unflushedSends {
             unflushedSends = false

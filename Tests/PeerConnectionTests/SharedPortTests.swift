@@ -99,18 +99,30 @@ import Wire
         try await waitFor { logs.allSatisfy { $0.connectedAt.withLock { $0 } != nil } }
         for (index, log) in logs.enumerated() { #expect(log.connectedAt.withLock { $0 } != nil, "connection \(index) did not connect") }
 
-        // Media both ways on each connection, with its own SSRCs and payloads.
+        // Prefetch hints on the shared side, one of them stale (an object freed since): only hints.
         for index in 0..<count {
-            try await send(20, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: 0)
-            try await send(20, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: 0)
+            try await (index == 1 ? otherLoop : portLoop).submit { [driver = shared[index]] in
+                let stale = Stale()
+                let address = UnsafeRawPointer(Unmanaged.passUnretained(stale).toOpaque())
+                driver.refreshPrefetchHints { $0.add(address: address, bytes: 256) }
+            }.get()
         }
-        try await waitFor { logs.allSatisfy { $0.rtp.withLock { $0.count } >= 20 } }
+
+        // Media both ways on each connection, with its own SSRCs and payloads: more packets than the
+        // port handles per batch (it routes a batch first, then hands it on), each side in order.
+        let packets = 3 * SharedUDPPort.handlingBatch
+        for index in 0..<count {
+            try await send(packets, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: 0)
+            try await send(packets, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: 0)
+        }
+        try await waitFor { logs.allSatisfy { $0.rtp.withLock { $0.count } >= packets } }
         for index in 0..<count {
             let atRemote = remoteLogs[index].rtp.withLock { $0 }, atShared = sharedLogs[index].rtp.withLock { $0 }
-            #expect(atRemote.count == 20)
+            #expect(atRemote.count == packets)
             #expect(atRemote.allSatisfy { $0.ssrc.rawValue == UInt32(100 + index) && Array($0.payload) == [UInt8(index), 0x5A] })
-            #expect(atShared.count == 20)
+            #expect(atShared.count == packets)
             #expect(atShared.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) && Array($0.payload) == [UInt8(index), 0xA5] })
+            #expect(atShared.map(\.sequenceNumber.rawValue) == (0..<packets).map { UInt16($0) }, "connection \(index): out of order")
         }
 
         // Garbage to the shared port from an unknown source: counted, dropped, nobody hears it.
@@ -142,25 +154,25 @@ import Wire
         await shared[1].close()
         #expect(try await port.statistics().attachments == count - 1)
         for index in [0, 2] {
-            try await send(10, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: 20)
-            try await send(10, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: 20)
+            try await send(10, from: shared[index], ssrc: UInt32(100 + index), payload: [UInt8(index), 0x5A], firstSequence: packets)
+            try await send(10, from: remote[index], ssrc: UInt32(200 + index), payload: [UInt8(index), 0xA5], firstSequence: packets)
         }
-        try await waitFor { [0, 2].allSatisfy { sharedLogs[$0].rtp.withLock { $0.count } >= 30 && remoteLogs[$0].rtp.withLock { $0.count } >= 30 } }
+        try await waitFor { [0, 2].allSatisfy { sharedLogs[$0].rtp.withLock { $0.count } >= packets + 10 && remoteLogs[$0].rtp.withLock { $0.count } >= packets + 10 } }
         for index in [0, 2] {
-            #expect(remoteLogs[index].rtp.withLock { $0.count } == 30)
-            #expect(sharedLogs[index].rtp.withLock { $0.count } == 30)
+            #expect(remoteLogs[index].rtp.withLock { $0.count } == packets + 10)
+            #expect(sharedLogs[index].rtp.withLock { $0.count } == packets + 10)
             #expect(sharedLogs[index].rtp.withLock { $0.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) } })
         }
         // What the closed connection's peer still sends is dropped, not delivered to a neighbour.
         let droppedBefore = try await port.statistics().unroutedDrops
-        try await send(5, from: remote[1], ssrc: 201, payload: [1, 0xA5], firstSequence: 20)
+        try await send(5, from: remote[1], ssrc: 201, payload: [1, 0xA5], firstSequence: packets)
         var droppedAfter = droppedBefore
         for _ in 0..<400 where droppedAfter - droppedBefore < 5 {
             try await Task.sleep(for: .milliseconds(5))
             droppedAfter = try await port.statistics().unroutedDrops
         }
         #expect(droppedAfter - droppedBefore >= 5)
-        #expect(sharedLogs[1].rtp.withLock { $0.count } == 20)
+        #expect(sharedLogs[1].rtp.withLock { $0.count } == packets)
         for index in [0, 2] { #expect(sharedLogs[index].rtp.withLock { $0.allSatisfy { $0.ssrc.rawValue == UInt32(200 + index) } }) }
 
         for driver in [shared[0], shared[2]] + remote { await driver.close() }
@@ -335,4 +347,9 @@ import Wire
         await port.close()
         try await group.shutdownGracefully()
     }
+}
+
+/// An object whose address outlives it (a stale prefetch hint).
+private final class Stale {
+    var payload = [UInt8](repeating: 1, count: 300)
 }

@@ -9,6 +9,40 @@ import Testing
         #expect(viaPointer == 0xCBF4_3926)
     }
 
+    @Test func prefetchHintsKeepLineAlignedRangesUpToTheirCapacity() {
+        var hints = PrefetchHints()
+        let base = UnsafeRawPointer(bitPattern: 0x1000)!
+        hints.add(address: base + 10, bytes: 60)        // 0x100A..<0x1046: lines 0x1000 and 0x1040
+        hints.add(address: base + 128, bytes: 1)        // one line
+        hints.add(address: base + 256, bytes: 64 * 20)  // capped at maximumLines
+        hints.add(address: base, bytes: 0)              // nothing
+        var ranges: [(UInt, Int)] = []
+        hints.forEach { address, lines in ranges.append((UInt(bitPattern: Int(bitPattern: address)), lines)) }
+        #expect(ranges.map(\.0) == [0x1000, 0x1080, 0x1100])
+        #expect(ranges.map(\.1) == [2, 1, PrefetchHints.maximumLines])
+        for index in 0..<40 { hints.add(address: base + 64 * index, bytes: 64) }
+        #expect(hints.count == PrefetchHints.capacity)
+    }
+
+    @Test func prefetchHintsOfAnArrayStartAtItsHeaderAndSkipTheEmptyStorage() {
+        var hints = PrefetchHints()
+        hints.add([UInt8]())
+        #expect(hints.count == 0)
+        var bytes = [UInt8](repeating: 0, count: 100)
+        bytes.reserveCapacity(1000)
+        hints.add(bytes, bytes: 256)
+        #expect(hints.count == 1)
+        let base = bytes.withUnsafeBytes { UInt(bitPattern: Int(bitPattern: $0.baseAddress!)) }
+        hints.forEach { address, lines in
+            let start = UInt(bitPattern: Int(bitPattern: address))
+            #expect(start <= base - 32 && base - 32 < start + 64)  // the header's line comes first
+            #expect(start + UInt(64 * lines) >= base + 100)         // and the elements are covered
+        }
+        var other = PrefetchHints()
+        other.add(bytes, bytes: 256)
+        #expect(other == hints)
+    }
+
     @Test func oggCRCMatchesTheCheckValue() {
         // CRC-32/MPEG-2 without init/xorout is CRC-32/CKSUM's core; check value of "123456789"
         // for poly 0x04C11DB7, init 0, no reflection, no xorout is 0x89A1897F.

@@ -13,4 +13,11 @@
 // Returns how many were read, 0 when none was waiting, or -errno on an error.
 int peerd_recv_batch(int fd, uint8_t *buffers, size_t buffer_size, unsigned int count,
                      uint32_t *lengths, uint8_t *sources, size_t source_size);
+
+// Prefetches `lines` cache lines from `address` for writing (a retain, a counter) into every cache
+// level: a hint, which never faults, even on memory freed since the address was taken.
+static inline void peerd_prefetch_lines(const void *address, int lines) {
+    const char *line = (const char *)address;
+    for (int index = 0; index < lines; index++) __builtin_prefetch(line + 64 * index, 1, 3);
+}
 #endif

@@ -1,4 +1,6 @@
+import CShims
 import NIOCore
+import Wire
 
 /// One UDP socket per local address on one fixed port, shared by many connections (ICE agents),
 /// as server deployments behind firewalls need (a single open port for every peer).
@@ -42,6 +44,8 @@ public final class SharedUDPPort: @unchecked Sendable {
         let onReceive: @Sendable (ReceivedDatagram) -> Void
         let onReadComplete: @Sendable () -> Void
         var pendingReadComplete = false
+        /// What handling this connection's next datagram touches (see `PrefetchHints`); port loop only.
+        var prefetchHints = PrefetchHints()
 
         init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
              onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
@@ -59,6 +63,14 @@ public final class SharedUDPPort: @unchecked Sendable {
         /// Routes requests for `localUfrag` here too (after an ICE restart). Callable from any loop.
         public func register(localUfrag: String) {
             port.onLoop { [self] in port.demultiplexer.register(localUfrag: localUfrag, for: AttachmentKey(self)) }
+        }
+
+        /// Sets what the port prefetches for this connection before handling a batch of datagrams
+        /// that holds one of its own. Callable from any loop; used only when the connection runs on the
+        /// port's loop (where its datagrams are handled in batches).
+        public func setPrefetchHints(_ hints: PrefetchHints) {
+            guard sameLoop else { return }
+            if port.eventLoop.inEventLoop { prefetchHints = hints } else { port.eventLoop.execute { [self] in prefetchHints = hints } }
         }
 
         /// Queues a datagram on the shared socket bound to `local`; `flush()` sends the batch.
@@ -107,6 +119,12 @@ public final class SharedUDPPort: @unchecked Sendable {
     fileprivate var attachments: [Int: Attachment] = [:]
     private var nextID = 0
     private var pending: [Attachment] = []
+    /// Datagrams routed to connections on this loop and not handled yet: a batch is routed first,
+    /// and each connection's `PrefetchHints` prefetched, then handled in order (the cache misses of
+    /// many connections' cold state overlap instead of coming one after another).
+    private var routed: [(attachment: Attachment, datagram: ReceivedDatagram)] = []
+    /// Routed datagrams handled at once at most (the prefetched state of a batch stays in cache).
+    public static let handlingBatch = 32
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -168,11 +186,10 @@ public final class SharedUDPPort: @unchecked Sendable {
         // it from `attachments`: what routes here is attached.
         guard let attachment = demultiplexer.route(datagram.bytes, from: datagram.source)?.attachment else { return }
         if attachment.sameLoop {
-            attachment.onReceive(datagram)
-            if !attachment.pendingReadComplete {
-                attachment.pendingReadComplete = true
-                pending.append(attachment)
-            }
+            // The attachment's own lines first (its hints are read when the batch is handled).
+            peerd_prefetch_lines(UnsafeRawPointer(Unmanaged.passUnretained(attachment).toOpaque()), 4)
+            routed.append((attachment, datagram))
+            if routed.count >= Self.handlingBatch { handleRouted() }
         } else {
             // A connection on another loop must handle its datagrams there (its core is confined to
             // that loop): one hop per datagram, then its flush, only for connections not on this loop.
@@ -183,7 +200,25 @@ public final class SharedUDPPort: @unchecked Sendable {
         }
     }
 
+    /// Hands the routed datagrams to their connections, in the order they arrived.
+    private func handleRouted() {
+        // Nothing appends to `routed` while it is handled: datagrams arrive only from the socket reads.
+        for index in routed.indices {
+            routed[index].attachment.prefetchHints.forEach { address, lines in peerd_prefetch_lines(address, Int32(lines)) }
+        }
+        for index in routed.indices {
+            let attachment = routed[index].attachment
+            attachment.onReceive(routed[index].datagram)
+            if !attachment.pendingReadComplete {
+                attachment.pendingReadComplete = true
+                pending.append(attachment)
+            }
+        }
+        routed.removeAll(keepingCapacity: true)
+    }
+
     private func readComplete() {
+        if !routed.isEmpty { handleRouted() }
         guard !pending.isEmpty else { return }
         let batch = pending
         pending.removeAll(keepingCapacity: true)

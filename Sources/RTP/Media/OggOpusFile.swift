@@ -1,5 +1,6 @@
 // Ogg Opus files (RFC 7845): a page writer with periodic flushes, and a packet reader.
 import Dispatch
+import Wire
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -210,6 +211,13 @@ public final class OggOpusWriter {
         try emit(packer.flush())
         packer.append(packet: tags.serialized(), granulePosition: 0)
         try emit(packer.flush())
+    }
+
+    /// Adds what writing the next packet touches: this writer, the held packet's buffer, the packer's buffers.
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        hints.add(self, bytes: 192)
+        hints.add(heldBytes, bytes: 128)
+        packer.addPrefetchHints(&hints)
     }
 
     /// Appends a packet; its duration comes from its TOC.

@@ -52,6 +52,12 @@ public struct OggPagePacker: Sendable {
         self.nextSequenceNumber = firstSequenceNumber
     }
 
+    /// Adds the headers of the lacing table and body buffers (every append checks and writes them).
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        hints.add(table, bytes: 64)
+        hints.add(body, bytes: 32)
+    }
+
     /// Whether packet data is waiting for a page.
     public var hasPendingData: Bool { !table.isEmpty }
 

@@ -51,6 +51,12 @@ public final class OggOpusRecorder {
         timeline = RecordingTimeline(configuration: configuration, initialPosition: -Int64(preSkip))
     }
 
+    /// Adds what recording the next packet touches: this recorder and its writer.
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        hints.add(self, bytes: 384)
+        writer.addPrefetchHints(&hints)
+    }
+
     /// Decoded duration of the file so far in seconds (what a reader's last granule gives).
     public var durationSeconds: Double { Double(timeline.position) / 48_000 }
 

@@ -95,6 +95,19 @@ public struct TalkDetector: Sendable {
     }
 
     /// The current window average in -dBov (127 when empty).
+    /// Adds this detector's level history (what `add` and `evaluate` touch).
+    public func addPrefetchHints(_ hints: inout PrefetchHints) {
+        guard levels.capacity > 0 else { return }
+        // The array's header, the oldest level in the window (evicted first) and where the next is appended.
+        hints.add(levels, bytes: 0)
+        levels.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            let stride = MemoryLayout<(time: MonotonicTime, energy: Double)>.stride
+            hints.add(address: base + head * stride, bytes: stride)
+            hints.add(address: base + levels.count * stride, bytes: stride)
+        }
+    }
+
     public var averageLevel: Double { windowLevel() }
 
     /// Power average over the window (levels converted to power, time-weighted; time without

@@ -77,6 +77,23 @@ final class RemotePeer {
 
     var core: PeerConnectionCore? { driver?.core }
 
+    /// Housekeeping visits while connected: every `prefetchRefreshVisits`-th refreshes the hints.
+    var housekeepingVisits = 0
+    static let prefetchRefreshVisits = 10
+
+    /// On a shared port (`--port`), tells the port what this participant's next packet touches (see
+    /// `PrefetchHints`): the connection's objects, this peer, its recorder and talk detector. Once a
+    /// second per peer while connected, since the recorder's buffers move as pages are written.
+    func refreshPrefetchHints() {
+        housekeepingVisits += 1
+        guard housekeepingVisits % Self.prefetchRefreshVisits == 1, let driver else { return }
+        driver.refreshPrefetchHints { [self] hints in
+            hints.add(self, bytes: 512)
+            oggRecorder?.addPrefetchHints(&hints)
+            talk.addPrefetchHints(&hints)
+        }
+    }
+
     /// Opens the recording file on the first packet (so a participant who never sends writes nothing).
     func openRecorder(directory: String?, format: RecordFormat, stereo: Bool) {
         // Once: a file finalized at leave/stop is never reopened (that would truncate it).

@@ -793,7 +793,10 @@ final class RoomBot: @unchecked Sendable {
             if !peer.levelSinceHousekeeping, let event = peer.talk.evaluate(now: now) { speakingChanged(peer, event) }
             peer.recordedSinceHousekeeping = false
             peer.levelSinceHousekeeping = false
-            if peer.phase == .connected { superviseICE(peer, driver: driver, now: now) }
+            if peer.phase == .connected {
+                superviseICE(peer, driver: driver, now: now)
+                peer.refreshPrefetchHints()
+            }
             guard peer.phase == .connected, peer.sendStream != nil else { continue }
             sendingPeers.append(peer)
             sendFrame(frame, to: peer, driver: driver, now: now)
