@@ -43,6 +43,25 @@ typedef struct {
     EVP_CIPHER_CTX *ctx;
 } evp_state;
 
+// MARK: what a session allocated (prefetch hints)
+
+// The blocks our types allocate while a capture is open on this thread (see peerd_srtp_capture_begin).
+static __thread const void *captured[PEERD_SRTP_CAPTURE_MAX];
+static __thread int captured_count = -1;
+
+static void capture(const void *block) {
+    if (captured_count >= 0 && captured_count < PEERD_SRTP_CAPTURE_MAX) captured[captured_count++] = block;
+}
+
+void peerd_srtp_capture_begin(void) { captured_count = 0; }
+
+int peerd_srtp_capture_end(const void **blocks) {
+    int count = captured_count < 0 ? 0 : captured_count;
+    for (int index = 0; index < count; index++) blocks[index] = captured[index];
+    captured_count = -1;
+    return count;
+}
+
 static srtp_err_status_t new_cipher(srtp_cipher_t **cp, const srtp_cipher_type_t *type, int key_len, size_t state_size) {
     srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + state_size);
     if (cipher == NULL) return srtp_err_status_alloc_fail;
@@ -56,6 +75,8 @@ static srtp_err_status_t new_cipher(srtp_cipher_t **cp, const srtp_cipher_type_t
     cipher->state = state;
     cipher->key_len = key_len;
     cipher->algorithm = type->id;
+    capture(cipher);     // the cipher and its state: one block
+    capture(state->ctx); // the EVP context
     *cp = cipher;
     return srtp_err_status_ok;
 }
@@ -298,6 +319,7 @@ static srtp_err_status_t hmac_alloc(srtp_auth_t **ap, int key_len, int out_len) 
     auth->out_len = out_len;
     auth->key_len = key_len;
     auth->prefix_len = 0;
+    capture(auth); // the auth and its state: one block
     *ap = auth;
     return srtp_err_status_ok;
 }

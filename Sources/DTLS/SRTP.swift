@@ -185,6 +185,9 @@ public final class SRTPSession: @unchecked Sendable {
 
     private let outbound: OpaquePointer
     private let inbound: OpaquePointer
+    /// What unprotecting a packet touches in our cipher types (see `peerd_srtp_capture_begin`):
+    /// the inbound SRTP cipher's block and EVP context, and its HMAC's block for AES-CM profiles.
+    let inboundCipherBlocks: [UnsafeRawPointer]
 
     /// Spare capacity that makes every protect call allocation-free (largest SRTCP trailer).
     public static let maxTrailerLength = 4 + 16
@@ -201,13 +204,26 @@ public final class SRTPSession: @unchecked Sendable {
         self.profile = profile
         let out = try Self.makeContext(profile: profile, key: keys.localKey + keys.localSalt,
                                        direction: ssrc_any_outbound, replayWindow: replayWindow)
-        do {
-            inbound = try Self.makeContext(profile: profile, key: keys.remoteKey + keys.remoteSalt,
-                                           direction: ssrc_any_inbound, replayWindow: replayWindow)
+        peerd_srtp_capture_begin()
+        let created: Result<OpaquePointer, SRTPError>
+        do throws(SRTPError) {
+            created = .success(try Self.makeContext(profile: profile, key: keys.remoteKey + keys.remoteSalt,
+                                                    direction: ssrc_any_inbound, replayWindow: replayWindow))
         } catch {
+            created = .failure(error)
+        }
+        var blocks = [UnsafeRawPointer?](repeating: nil, count: Int(PEERD_SRTP_CAPTURE_MAX))
+        let captured = Int(blocks.withUnsafeMutableBufferPointer { peerd_srtp_capture_end($0.baseAddress) })
+        switch created {
+        case .success(let context): inbound = context
+        case .failure(let error):
             srtp_dealloc(out)
             throw error
         }
+        // Allocation order: the SRTP cipher (block, EVP context), its HMAC for AES-CM, then SRTCP's
+        // and the key derivation's (freed by now): keep the SRTP ones only.
+        let srtpBlocks = profile == .aeadAes128Gcm || profile == .aeadAes256Gcm ? 2 : 3
+        inboundCipherBlocks = blocks[..<min(captured, srtpBlocks)].compactMap { $0 }
         outbound = out
     }
 
@@ -272,6 +288,7 @@ public final class SRTPSession: @unchecked Sendable {
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 128)
         hints.add(address: UnsafeRawPointer(inbound), bytes: 64)
+        for block in inboundCipherBlocks { hints.add(address: block, bytes: 192) }
     }
 
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {

@@ -1,6 +1,7 @@
 import CShims
 import CSRTP
 import Testing
+import Wire
 @testable import DTLS
 
 /// peerd's libsrtp cipher and HMAC types on OpenSSL (`srtp_openssl.c`) against libsrtp's own NSS
@@ -111,6 +112,35 @@ import Testing
         #expect(hmac != peerd_srtp_builtin_hmac_sha1())
         #expect(SRTPCrypto.kernelDescriptions["HMAC-SHA1"] == "HMAC-SHA1 on OpenSSL (peerd)")
         #expect(SRTPCrypto.summary == "libsrtp with AES-GCM, AES-ICM, HMAC-SHA1 on OpenSSL")
+    }
+
+    @Test("a session knows its inbound SRTP cipher's blocks (prefetch hints): cipher and EVP context, plus the HMAC for AES-CM")
+    func inboundCipherBlocksAreTheSRTPCipherAndHMAC() throws {
+        let installed = peerd_srtp_openssl_installed()
+        try #require(installed & PEERD_SRTP_OPENSSL_GCM != 0 && installed & PEERD_SRTP_OPENSSL_HMAC != 0,
+                     "the OpenSSL types are not installed (PEERD_SRTP_CRYPTO=nss?): nothing of ours is allocated")
+        let cases: [(SRTPProfile, keyLength: Int, saltLength: Int, cipher: Int32, blocks: Int)] = [
+            (.aeadAes128Gcm, 16, 12, SRTP_AES_GCM_128, 2), (.aeadAes256Gcm, 32, 12, SRTP_AES_GCM_256, 2),
+            (.aes128CmSha1_80, 16, 14, SRTP_AES_ICM_128, 3),
+        ]
+        for (profile, keyLength, saltLength, cipherID, blocks) in cases {
+            let key = [UInt8](repeating: 7, count: keyLength), salt = [UInt8](repeating: 9, count: saltLength)
+            let session = try SRTPSession(profile: profile, keys: SRTPKeyingMaterial(localKey: key, localSalt: salt, remoteKey: key, remoteSalt: salt))
+            #expect(session.inboundCipherBlocks.count == blocks, "\(profile)")
+            // The first block is an srtp_cipher_t of the kernel's (our) type for the profile's cipher.
+            let first = try #require(session.inboundCipherBlocks.first)
+            #expect(first.load(as: UnsafeRawPointer?.self) == UnsafeRawPointer(peerd_srtp_kernel_cipher_type(cipherID)), "\(profile)")
+            if blocks == 3 {
+                let hmac = session.inboundCipherBlocks[2]
+                #expect(hmac.load(as: UnsafeRawPointer?.self) == UnsafeRawPointer(peerd_srtp_kernel_auth_type(SRTP_HMAC_SHA1)), "\(profile)")
+            }
+            var hints = PrefetchHints()
+            session.addPrefetchHints(&hints)
+            #expect(hints.count == 2 + blocks)
+            // A capture is closed after a session is made: allocations outside one are not recorded.
+            var leftover = [UnsafeRawPointer?](repeating: nil, count: Int(PEERD_SRTP_CAPTURE_MAX))
+            #expect(leftover.withUnsafeMutableBufferPointer { peerd_srtp_capture_end($0.baseAddress) } == 0)
+        }
     }
 
     @Test("AES-GCM on OpenSSL and libsrtp's NSS GCM seal the same bytes and open each other's", arguments: gcmIDs)

@@ -31,6 +31,16 @@
 // already replaced stay replaced; the others stay on NSS).
 int peerd_srtp_install_openssl(void);
 
+// Capture, on this thread, the blocks our types allocate between begin and end: per cipher its
+// block (cipher and state) then its EVP context, per HMAC its block, in allocation order (libsrtp
+// allocates a stream's SRTP cipher and auth before its SRTCP ones). A session's stream clones share
+// its template's cipher and auth, so these are what every packet of the session touches in our
+// types; the caller may prefetch them (they live until srtp_dealloc). End returns how many were
+// captured (at most PEERD_SRTP_CAPTURE_MAX) into `blocks`.
+#define PEERD_SRTP_CAPTURE_MAX 8
+void peerd_srtp_capture_begin(void);
+int peerd_srtp_capture_end(const void **blocks);
+
 // Which of the types are installed (PEERD_SRTP_OPENSSL_* bits).
 int peerd_srtp_openssl_installed(void);
 

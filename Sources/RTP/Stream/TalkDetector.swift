@@ -94,7 +94,6 @@ public struct TalkDetector: Sendable {
         return nil
     }
 
-    /// The current window average in -dBov (127 when empty).
     /// Adds this detector's level history (what `add` and `evaluate` touch).
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         guard levels.capacity > 0 else { return }
@@ -108,6 +107,7 @@ public struct TalkDetector: Sendable {
         }
     }
 
+    /// The current window average in -dBov (127 when empty).
     public var averageLevel: Double { windowLevel() }
 
     /// Power average over the window (levels converted to power, time-weighted; time without
