@@ -35,7 +35,7 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// One connection's view of the port: its sends go out through the shared sockets, and the
     /// datagrams routed to it arrive through `onReceive` on its own event loop.
     public final class Attachment: @unchecked Sendable {
-        // Immutable after init, except `pendingReadComplete`, which only the port's loop touches.
+        // Immutable after init, except `pendingReadComplete` and `prefetchHints`, which only the port's loop touches.
         let id: Int
         let port: SharedUDPPort
         public let eventLoop: any EventLoop
