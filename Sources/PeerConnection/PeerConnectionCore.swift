@@ -419,7 +419,7 @@ public final class PeerConnectionCore {
         counters.datagramsReceived += 1
         counters.bytesReceived += datagram.count
         advance(now)
-        let media = demultiplex(datagram, from: source, to: local, now: now, relayed: false)
+        let media = demultiplex(consume datagram, from: source, to: local, now: now, relayed: false)
         if !relays.isEmpty { drainRelays(now: now) }
         return media
     }
@@ -456,7 +456,7 @@ public final class PeerConnectionCore {
             dtls.handleDatagram(datagram, now: now)
             drainDTLS(now: now)
         case .rtpOrRTCP:
-            return receiveMedia(datagram, from: source, now: now)
+            return receiveMedia(consume datagram, from: source, now: now)
         case .turnChannel:
             guard let relayIndex else { counters.droppedUnknownClass += 1; return nil }
             return receiveFromTURNServer(relayIndex, datagram, now: now)
@@ -484,7 +484,7 @@ public final class PeerConnectionCore {
             }
             acceptedMediaSource = source
         }
-        var packet = datagram  // a move: the caller's last use, so SRTP decrypts in place without a copy
+        var packet = consume datagram  // the only reference (see `handleDatagram`): SRTP decrypts in place
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
             do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return nil }
             do {

@@ -97,7 +97,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         do {
             attachment = try await sharedPort.attach(
                 localUfrag: ufrag, eventLoop: eventLoop,
-                onReceive: { [driver] datagram in driver.receive(datagram) }, onReadComplete: { [driver] in driver.flush() })
+                onReceive: { [driver] datagram in driver.receive(consume datagram) }, onReadComplete: { [driver] in driver.flush() })
         } catch {
             await turnSockets?.close()
             throw error
@@ -119,11 +119,11 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     private static func start(
         configuration: PeerConnectionConfiguration, eventLoop: any EventLoop,
         onEvent: @escaping @Sendable (PeerConnectionEvent) -> Void,
-        makeSockets: (_ onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+        makeSockets: (_ onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
                       _ onReadComplete: @escaping @Sendable () -> Void) async throws -> UDPSocketSet
     ) async throws -> PeerConnectionDriver {
         let driver = PeerConnectionDriver(core: PeerConnectionCore(configuration: configuration), eventLoop: eventLoop)
-        let sockets = try await makeSockets({ [driver] datagram in driver.receive(datagram) }, { [driver] in driver.flush() })
+        let sockets = try await makeSockets({ [driver] datagram in driver.receive(consume datagram) }, { [driver] in driver.flush() })
         try await eventLoop.submit {
             driver.sockets = sockets
             driver.eventHandler = onEvent
@@ -175,12 +175,15 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         }.get()
     }
 
-    private func receive(_ datagram: ReceivedDatagram) {
+    private func receive(_ datagram: consuming ReceivedDatagram) {
         guard !closed else { return }
         // RFC 7983: 128...191 is RTP/RTCP; STUN, DTLS and the rest may move ICE or DTLS timers.
         if !(128...191).contains(datagram.bytes.first ?? 0) { timersMayHaveMoved = true }
+        // The bytes move on alone (the datagram lets go of them), so SRTP decrypts them in place.
+        let bytes = datagram.bytes
+        datagram.bytes = []
         // Media comes back directly (no queue); anything else the datagram caused is drained.
-        if let media = core.handleDatagram(datagram.bytes, from: datagram.source, to: datagram.local, now: .now()) {
+        if let media = core.handleDatagram(consume bytes, from: datagram.source, to: datagram.local, now: .now()) {
             eventHandler(media)
         }
         if core.hasQueuedOutput { drain() }

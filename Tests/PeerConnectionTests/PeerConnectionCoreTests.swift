@@ -104,6 +104,45 @@ final class Pair {
         #expect(pair.a.counters.srtpFailures == 0 && pair.b.counters.srtpFailures == 0)
     }
 
+    @Test func aDatagramHandedOverAloneIsDecryptedInPlace() throws {
+        let pair = try Pair()
+        try pair.negotiate()
+        pair.run { pair.a.isConnected && pair.b.isConnected }
+        try #require(pair.a.isConnected && pair.b.isConnected)
+        pair.run(limit: .milliseconds(50))  // let the handshake's last datagrams settle
+        let rtp = RTPPacket(payloadType: 111, sequenceNumber: 9, timestamp: 1920, ssrc: 1111, payload: [UInt8](repeating: 0x5A, count: 80)[...])
+        pair.a.sendRTP(rtp.serialized())
+        var outgoing: [UInt8]?
+        while outgoing == nil, let out = pair.a.pollTransmit() {
+            if out.to == pair.addressB, out.bytes.count > 80, (128...191).contains(out.bytes[0]) { outgoing = out.bytes }
+        }
+        let srtp = try #require(outgoing)
+        // The only reference, handed over: the payload the core returns lies in the same buffer.
+        let datagram = srtp.withUnsafeBufferPointer { [UInt8]($0) }  // a buffer of its own
+        let base = datagram.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        let media = pair.b.handleDatagram(consume datagram, from: pair.addressA, to: pair.addressB, now: pair.now)
+        guard case .rtp(let packet) = media else {
+            Issue.record("no RTP came back: \(String(describing: media))")
+            return
+        }
+        #expect(Array(packet.payload) == [UInt8](repeating: 0x5A, count: 80))
+        let payloadBase = packet.payload.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        #expect(payloadBase == base + UInt(packet.payload.startIndex), "SRTP copied the datagram before decrypting it")
+        // A caller that keeps its own reference still gets a correct packet (the array copies itself).
+        pair.a.sendRTP(RTPPacket(payloadType: 111, sequenceNumber: 10, timestamp: 2880, ssrc: 1111, payload: [1, 2, 3][...]).serialized())
+        var kept: [UInt8] = []
+        while kept.isEmpty, let out = pair.a.pollTransmit() {
+            if out.to == pair.addressB, (128...191).contains(out.bytes[0]) { kept = out.bytes }
+        }
+        let keptCopy = kept
+        guard case .rtp(let second) = pair.b.handleDatagram(kept, from: pair.addressA, to: pair.addressB, now: pair.now) else {
+            Issue.record("no RTP came back for the second packet")
+            return
+        }
+        #expect(Array(second.payload) == [1, 2, 3])
+        #expect(kept == keptCopy, "the caller's array was changed")
+    }
+
     @Test func fullSDPModeCarriesCandidatesInTheDescriptions() throws {
         let pair = try Pair(trickle: false)
         let offer = try pair.a.createOffer(now: pair.now)

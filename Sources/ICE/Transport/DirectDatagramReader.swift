@@ -41,7 +41,7 @@ final class DirectDatagramReader {
 
     /// Reads what is waiting, up to `capacity` datagrams, and calls `deliver` for each. Returns how
     /// many were read (0: none was waiting), or nil on a socket error.
-    func readBatch(local: TransportAddress, _ deliver: (ReceivedDatagram) -> Void) -> Int? {
+    func readBatch(local: TransportAddress, _ deliver: (consuming ReceivedDatagram) -> Void) -> Int? {
         let count = peerd_recv_batch(descriptor, buffers, bufferSize, UInt32(capacity), lengths, sources, Self.sourceSize)
         guard count >= 0 else { return nil }
         for index in 0..<Int(count) {
@@ -51,7 +51,7 @@ final class DirectDatagramReader {
                 continue
             }
             let bytes = [UInt8](UnsafeBufferPointer(start: buffers + index * bufferSize, count: length))
-            deliver(ReceivedDatagram(bytes: bytes, source: source, local: local))
+            deliver(ReceivedDatagram(bytes: consume bytes, source: source, local: local))
         }
         return Int(count)
     }

@@ -41,14 +41,14 @@ public final class SharedUDPPort: @unchecked Sendable {
         public let eventLoop: any EventLoop
         /// The attachment runs on the port's loop: no hop on receive or send.
         let sameLoop: Bool
-        let onReceive: @Sendable (ReceivedDatagram) -> Void
+        let onReceive: @Sendable (consuming ReceivedDatagram) -> Void
         let onReadComplete: @Sendable () -> Void
         var pendingReadComplete = false
         /// What handling this connection's next datagram touches (see `PrefetchHints`); port loop only.
         var prefetchHints = PrefetchHints()
 
         init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
-             onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
             self.id = id
             self.port = port
             self.eventLoop = eventLoop
@@ -122,7 +122,7 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// Datagrams routed to connections on this loop and not handled yet: a batch is routed first,
     /// and each connection's `PrefetchHints` prefetched, then handled in order (the cache misses of
     /// many connections' cold state overlap instead of coming one after another).
-    private var routed: [(attachment: Attachment, datagram: ReceivedDatagram)] = []
+    private var routed: [(attachment: Attachment, datagram: ReceivedDatagram?)] = []
     /// Routed datagrams handled at once at most (the prefetched state of a batch stays in cache).
     public static let handlingBatch = 32
 
@@ -143,7 +143,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         configuration.portRange = port == 0 ? nil : port...port
         let sockets = try await UDPSocketSet.bind(
             addresses: addresses, configuration: configuration, eventLoop: eventLoop,
-            onReceive: { [shared] datagram in shared.receive(datagram) },
+            onReceive: { [shared] datagram in shared.receive(consume datagram) },
             onReadComplete: { [shared] in shared.readComplete() })
         try await eventLoop.submit { shared.sockets = sockets }.get()
         return shared
@@ -152,7 +152,7 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// Attaches a connection whose local ufrag is `localUfrag`. `onReceive` and `onReadComplete` run
     /// on `eventLoop` (the connection's loop), the second after each batch that brought it datagrams.
     public func attach(localUfrag: String, eventLoop connectionLoop: any EventLoop,
-                       onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                       onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
                        onReadComplete: @escaping @Sendable () -> Void) async throws -> Attachment {
         try await eventLoop.submit { [self] in
             nextID += 1
@@ -181,20 +181,21 @@ public final class SharedUDPPort: @unchecked Sendable {
         if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
     }
 
-    private func receive(_ datagram: ReceivedDatagram) {
+    private func receive(_ datagram: consuming ReceivedDatagram) {
         // A detached attachment is unregistered from the demultiplexer in the same step that removes
         // it from `attachments`: what routes here is attached.
         guard let attachment = demultiplexer.route(datagram.bytes, from: datagram.source)?.attachment else { return }
         if attachment.sameLoop {
             // The attachment's own lines first (its hints are read when the batch is handled).
             peerd_prefetch_lines(UnsafeRawPointer(Unmanaged.passUnretained(attachment).toOpaque()), 4)
-            routed.append((attachment, datagram))
             if routed.count >= Self.handlingBatch { handleRouted() }
+            routed.append((attachment, datagram))
         } else {
             // A connection on another loop must handle its datagrams there (its core is confined to
             // that loop): one hop per datagram, then its flush, only for connections not on this loop.
+            let hop = datagram
             attachment.eventLoop.execute {
-                attachment.onReceive(datagram)
+                attachment.onReceive(hop)
                 attachment.onReadComplete()
             }
         }
@@ -208,7 +209,10 @@ public final class SharedUDPPort: @unchecked Sendable {
         }
         for index in routed.indices {
             let attachment = routed[index].attachment
-            attachment.onReceive(routed[index].datagram)
+            // Taken out, so the connection gets the datagram's only reference: SRTP decrypts its
+            // bytes in place, where a second reference would make the array copy itself first.
+            guard let datagram = routed[index].datagram.take() else { continue }
+            attachment.onReceive(consume datagram)
             if !attachment.pendingReadComplete {
                 attachment.pendingReadComplete = true
                 pending.append(attachment)

@@ -91,7 +91,7 @@ public final class UDPSocketSet: Sendable {
         addresses: [IPAddress],
         configuration: Configuration = .init(),
         eventLoop: any EventLoop,
-        onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+        onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
         onReadComplete: @escaping @Sendable () -> Void = {}
     ) async throws -> UDPSocketSet {
         guard !addresses.isEmpty else { throw UDPTransportError.noUsableAddress }
@@ -120,7 +120,7 @@ public final class UDPSocketSet: Sendable {
         boundSockets descriptors: [CInt],
         configuration: Configuration = .init(),
         eventLoop: any EventLoop,
-        onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+        onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
         onReadComplete: @escaping @Sendable () -> Void = {}
     ) async throws -> UDPSocketSet {
         guard !descriptors.isEmpty else { throw UDPTransportError.noUsableAddress }
@@ -146,7 +146,7 @@ public final class UDPSocketSet: Sendable {
     /// `descriptor`: the socket the channel will adopt, if the caller made it. With read pacing, the
     /// paced reads then go through a `DirectDatagramReader` on it instead of NIO's read path.
     private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop, descriptor: CInt? = nil,
-                                      onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                                      onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
                                       onReadComplete: @escaping @Sendable () -> Void) -> DatagramBootstrap {
         var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
@@ -178,7 +178,7 @@ public final class UDPSocketSet: Sendable {
     }
 
     private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
-                                onReceive: @escaping @Sendable (ReceivedDatagram) -> Void,
+                                onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
                                 onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
         let ports: [UInt16] = configuration.portRange.map { Array($0) } ?? [0]
         var lastError: (any Error)?
@@ -251,7 +251,7 @@ final class UDPReceiveHandler: ChannelInboundHandler {
 
     /// The socket's bound address, read once the channel is bound (the initializer runs before bind).
     var local: TransportAddress?
-    let onReceive: @Sendable (ReceivedDatagram) -> Void
+    let onReceive: @Sendable (consuming ReceivedDatagram) -> Void
     let onReadComplete: @Sendable () -> Void
     /// With read pacing, the channel does not read on its own (`autoRead` off): the handler asks for
     /// the first read when the socket is bound and for each next one `readPacing` after a batch.
@@ -271,7 +271,7 @@ final class UDPReceiveHandler: ChannelInboundHandler {
     private(set) var datagramsReadDirectly = 0
 
     init(readPacing: TimeAmount?, readsPerWakeUp: Int, vector: Int, direct: DirectDatagramReader? = nil,
-         onReceive: @escaping @Sendable (ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+         onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
         self.readPacing = readPacing
         self.readsPerWakeUp = max(1, readsPerWakeUp)
         self.vector = max(1, vector)
@@ -298,7 +298,7 @@ final class UDPReceiveHandler: ChannelInboundHandler {
         if local == nil { local = context.channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) }
         guard let source = TransportAddress(socketAddress: envelope.remoteAddress), let local else { return }
         let bytes = envelope.data.withUnsafeReadableBytes { [UInt8]($0) }
-        onReceive(ReceivedDatagram(bytes: bytes, source: source, local: local))
+        onReceive(ReceivedDatagram(bytes: consume bytes, source: source, local: local))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
