@@ -204,26 +204,17 @@ public final class SRTPSession: @unchecked Sendable {
         self.profile = profile
         let out = try Self.makeContext(profile: profile, key: keys.localKey + keys.localSalt,
                                        direction: ssrc_any_outbound, replayWindow: replayWindow)
-        peerd_srtp_capture_begin()
-        let created: Result<OpaquePointer, SRTPError>
-        do throws(SRTPError) {
-            created = .success(try Self.makeContext(profile: profile, key: keys.remoteKey + keys.remoteSalt,
-                                                    direction: ssrc_any_inbound, replayWindow: replayWindow))
+        do {
+            let (context, blocks) = try Self.makeContextCapturingBlocks(profile: profile, key: keys.remoteKey + keys.remoteSalt,
+                                                                        direction: ssrc_any_inbound, replayWindow: replayWindow)
+            inbound = context
+            // Allocation order: the SRTP cipher (block, EVP context), its HMAC for AES-CM, then SRTCP's
+            // and the key derivation's (freed by now): keep the SRTP ones only.
+            inboundCipherBlocks = Array(blocks.prefix(profile == .aeadAes128Gcm || profile == .aeadAes256Gcm ? 2 : 3))
         } catch {
-            created = .failure(error)
-        }
-        var blocks = [UnsafeRawPointer?](repeating: nil, count: Int(PEERD_SRTP_CAPTURE_MAX))
-        let captured = Int(blocks.withUnsafeMutableBufferPointer { peerd_srtp_capture_end($0.baseAddress) })
-        switch created {
-        case .success(let context): inbound = context
-        case .failure(let error):
             srtp_dealloc(out)
             throw error
         }
-        // Allocation order: the SRTP cipher (block, EVP context), its HMAC for AES-CM, then SRTCP's
-        // and the key derivation's (freed by now): keep the SRTP ones only.
-        let srtpBlocks = profile == .aeadAes128Gcm || profile == .aeadAes256Gcm ? 2 : 3
-        inboundCipherBlocks = blocks[..<min(captured, srtpBlocks)].compactMap { $0 }
         outbound = out
     }
 
@@ -235,6 +226,18 @@ public final class SRTPSession: @unchecked Sendable {
     /// A context that is never freed (see `srtpLibraryStatus`).
     static func makeResidentContext() throws(SRTPError) -> OpaquePointer {
         try makeContext(profile: .aeadAes128Gcm, key: [UInt8](repeating: 0x5A, count: 28), direction: ssrc_any_inbound, replayWindow: 64)
+    }
+
+    /// `makeContext`, with the blocks our cipher types allocated meanwhile (see `peerd_srtp_capture_begin`).
+    private static func makeContextCapturingBlocks(profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t,
+                                                   replayWindow: Int) throws(SRTPError) -> (context: OpaquePointer, blocks: [UnsafeRawPointer]) {
+        peerd_srtp_capture_begin()
+        let created = Result { () throws(SRTPError) in
+            try makeContext(profile: profile, key: key, direction: direction, replayWindow: replayWindow)
+        }
+        var blocks = [UnsafeRawPointer?](repeating: nil, count: Int(PEERD_SRTP_CAPTURE_MAX))
+        let captured = Int(blocks.withUnsafeMutableBufferPointer { peerd_srtp_capture_end($0.baseAddress) })
+        return (try created.get(), blocks[..<captured].compactMap { $0 })
     }
 
     private static func makeContext(profile: SRTPProfile, key: [UInt8], direction: srtp_ssrc_type_t,
