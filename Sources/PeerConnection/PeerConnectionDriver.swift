@@ -97,7 +97,8 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         do {
             attachment = try await sharedPort.attach(
                 localUfrag: ufrag, eventLoop: eventLoop,
-                onReceive: { [driver] datagram in driver.receive(consume datagram) }, onReadComplete: { [driver] in driver.flush() })
+                onReceive: { [driver] datagram in driver.receiveNeedingFlush(consume datagram) },
+                onReadComplete: { [driver] in driver.flush() })
         } catch {
             await turnSockets?.close()
             throw error
@@ -173,6 +174,13 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             sharedPort = nil
             eventHandler = { _ in }
         }.get()
+    }
+
+    /// `receive`, then whether `flush` has work (sends to flush, a timer to re-arm): on a shared
+    /// port, a media packet that caused neither costs its connection no read-complete call.
+    private func receiveNeedingFlush(_ datagram: consuming ReceivedDatagram) -> Bool {
+        receive(consume datagram)
+        return unflushedSends || timersMayHaveMoved
     }
 
     private func receive(_ datagram: consuming ReceivedDatagram) {

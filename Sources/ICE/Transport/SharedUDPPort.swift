@@ -33,7 +33,9 @@ public final class SharedUDPPort: @unchecked Sendable {
     }
 
     /// One connection's view of the port: its sends go out through the shared sockets, and the
-    /// datagrams routed to it arrive through `onReceive` on its own event loop.
+    /// datagrams routed to it arrive through `onReceive` on its own event loop. `onReceive` returns
+    /// whether the connection wants `onReadComplete` after the batch (it queued sends to flush, or
+    /// its timers may have moved); a media packet needs none.
     public final class Attachment: @unchecked Sendable {
         // Immutable after init, except `pendingReadComplete` and `prefetchHints`, which only the port's loop touches.
         let id: Int
@@ -41,14 +43,14 @@ public final class SharedUDPPort: @unchecked Sendable {
         public let eventLoop: any EventLoop
         /// The attachment runs on the port's loop: no hop on receive or send.
         let sameLoop: Bool
-        let onReceive: @Sendable (consuming ReceivedDatagram) -> Void
+        let onReceive: @Sendable (consuming ReceivedDatagram) -> Bool
         let onReadComplete: @Sendable () -> Void
         var pendingReadComplete = false
         /// What handling this connection's next datagram touches (see `PrefetchHints`); port loop only.
         var prefetchHints = PrefetchHints()
 
         init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
-             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool, onReadComplete: @escaping @Sendable () -> Void) {
             self.id = id
             self.port = port
             self.eventLoop = eventLoop
@@ -150,9 +152,10 @@ public final class SharedUDPPort: @unchecked Sendable {
     }
 
     /// Attaches a connection whose local ufrag is `localUfrag`. `onReceive` and `onReadComplete` run
-    /// on `eventLoop` (the connection's loop), the second after each batch that brought it datagrams.
+    /// on `eventLoop` (the connection's loop), the second after each batch that brought it a datagram
+    /// for which `onReceive` returned true.
     public func attach(localUfrag: String, eventLoop connectionLoop: any EventLoop,
-                       onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
+                       onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool,
                        onReadComplete: @escaping @Sendable () -> Void) async throws -> Attachment {
         try await eventLoop.submit { [self] in
             nextID += 1
@@ -195,8 +198,7 @@ public final class SharedUDPPort: @unchecked Sendable {
             // that loop): one hop per datagram, then its flush, only for connections not on this loop.
             let hop = datagram
             attachment.eventLoop.execute {
-                attachment.onReceive(hop)
-                attachment.onReadComplete()
+                if attachment.onReceive(hop) { attachment.onReadComplete() }
             }
         }
     }
@@ -212,8 +214,7 @@ public final class SharedUDPPort: @unchecked Sendable {
             // Taken out, so the connection gets the datagram's only reference: SRTP decrypts its
             // bytes in place, where a second reference would make the array copy itself first.
             guard let datagram = routed[index].datagram.take() else { continue }
-            attachment.onReceive(consume datagram)
-            if !attachment.pendingReadComplete {
+            if attachment.onReceive(consume datagram), !attachment.pendingReadComplete {
                 attachment.pendingReadComplete = true
                 pending.append(attachment)
             }

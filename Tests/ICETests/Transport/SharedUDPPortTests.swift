@@ -1,0 +1,67 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import Wire
+@testable import ICE
+
+/// `SharedUDPPort` itself, with a plain attachment in place of a connection.
+@Suite struct SharedUDPPortTests {
+    private static let loopback = IPAddress("127.0.0.1")!
+
+    /// A connection asks for `onReadComplete` per datagram (its `onReceive` returns whether it has sends
+    /// to flush or timers to re-arm). A batch of media for which it asked nothing costs it no call; a
+    /// batch with one datagram that asked costs exactly one, whatever else the batch held.
+    @Test func readCompleteFollowsOnlyBatchesWhereTheConnectionAskedForIt() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: loop)
+        let portAddress = port.localAddresses[0]
+        let received = Mutex<[UInt8]>([])  // first byte of each datagram, in arrival order
+        let readCompletes = Mutex(0)
+        let attachment = try await port.attach(
+            localUfrag: "portUfrag", eventLoop: loop,
+            onReceive: { datagram in
+                let first = datagram.bytes[0]
+                received.withLock { $0.append(first) }
+                return first < 128  // STUN asks for a read-complete, media (RTP's 0x80) does not
+            },
+            onReadComplete: { readCompletes.withLock { $0 += 1 } })
+        let client = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: loop, onReceive: { _ in })
+        let clientAddress = client.localAddresses[0]
+        func send(_ datagrams: [[UInt8]]) async throws {
+            try await loop.submit {
+                for datagram in datagrams { try client.send(datagram, from: clientAddress, to: portAddress) }
+                client.flush()
+            }.get()
+        }
+        func waitForReceived(_ count: Int) async throws {
+            for _ in 0..<400 where received.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(received.withLock { $0.count } == count)
+            // What the loop has queued after the reads (the read-complete) runs before this returns.
+            for _ in 0..<3 { try await loop.submit {}.get() }
+        }
+
+        // A Binding request naming the attachment's ufrag reaches it and teaches the port the source.
+        let request = STUNMessage(type: .bindingRequest, transactionID: .random(), attributes: [.username("portUfrag:client")])
+        try await send([request.encoded()])
+        try await waitForReceived(1)
+        #expect(readCompletes.withLock { $0 } == 1)
+
+        // Media from that source, in one burst: routed by source, no read-complete.
+        let media = (0..<40).map { index in [0x80, 0x6F, 0x00, UInt8(index)] + [UInt8](repeating: 0x5A, count: 60) }
+        try await send(media)
+        try await waitForReceived(41)
+        #expect(readCompletes.withLock { $0 } == 1, "media that asked for nothing brought a read-complete")
+
+        // Media with one STUN datagram among it: one read-complete more.
+        try await send(Array(media.prefix(5)) + [STUNMessage(type: .bindingRequest, transactionID: .random(),
+                                                             attributes: [.username("portUfrag:client")]).encoded()])
+        try await waitForReceived(47)
+        #expect(readCompletes.withLock { $0 } == 2)
+        #expect(received.withLock { Array($0[1..<41]) } == [UInt8](repeating: 0x80, count: 40))
+
+        await attachment.detach()
+        await client.close()
+        await port.close()
+    }
+}
