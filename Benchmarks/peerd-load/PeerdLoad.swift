@@ -30,7 +30,8 @@ struct PeerdLoad {
             --nss-small-tables (receiver runs with PEERD_NSS_OPTIMIZE_SPACE=1: NSS as libsrtp sets it up)
             --vector N (receiver sockets' recvmmsg batch; default the driver's), --no-talk (receiver skips
             talk detection; experiments only: the bot runs it on every packet and every 20 ms),
-        --no-prefetch (receiver gives the shared port no prefetch hints; experiments only)
+            --no-prefetch (receiver gives the shared port no prefetch hints), --no-record (receiver records
+            nothing), --no-owner (receiver only counts each RTP packet): experiments only, to see what each part costs
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
             --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 1, as
@@ -106,6 +107,8 @@ struct PeerdLoad {
             case "--nss-small-tables": nssSmallTables = true
             case "--vector": receiverExtras += ["--vector", try value()]
             case "--no-talk": receiverExtras.append("--no-talk")
+            case "--no-record": receiverExtras.append("--no-record")
+            case "--no-owner": receiverExtras.append("--no-owner")
             case "--no-prefetch": receiverExtras.append("--no-prefetch")
             case "--read-pacing": receiverExtras += ["--read-pacing", try value()]
             case "--shared-port": receiverExtras.append("--shared-port"); options.sharedPort = true

@@ -24,6 +24,8 @@ enum ReceiverMode {
         var talk = true
         var shared = false
         var prefetch = true
+        var record = true
+        var owner = true
         var pacing: Double?
         var index = 0
         while index < arguments.count {
@@ -32,6 +34,8 @@ enum ReceiverMode {
             case "--dir": index += 1; directory = arguments[index]
             case "--vector": index += 1; vector = Int(arguments[index])
             case "--no-talk": talk = false
+            case "--no-record": record = false
+            case "--no-owner": owner = false
             case "--no-prefetch": prefetch = false
             case "--shared-port": shared = true
             case "--read-pacing": index += 1; pacing = Double(arguments[index])
@@ -47,6 +51,8 @@ enum ReceiverMode {
                                         output: LineWriter(handle: FileHandle.standardOutput))
         if let vector { receiver.socketConfiguration = UDPSocketSet.Configuration(vectorReadMessageCount: vector) }
         receiver.talkDetection = talk
+        receiver.recording = record
+        receiver.ownerWork = owner
         receiver.prefetch = prefetch
         if shared {
             // As `peerd join --port`: one socket for every connection, with the server settings.
@@ -129,6 +135,10 @@ final class LoadReceiver: @unchecked Sendable {
     /// Experiments (`--vector`, `--no-talk`); the defaults are what the bot does.
     var socketConfiguration: UDPSocketSet.Configuration?
     var talkDetection = true
+    /// `--no-record`: packets are not recorded; `--no-owner`: an RTP event is only counted (what
+    /// the receive path costs without its owner's work). Experiments only.
+    var recording = true
+    var ownerWork = true
     /// `--shared-port`: every connection on this one port (as `peerd join --port`).
     var sharedPort: SharedUDPPort?
 
@@ -261,15 +271,16 @@ final class LoadReceiver: @unchecked Sendable {
 
     /// What `RoomBot.receive(_:from:now:)` does per packet, minus the event log and echo.
     private func receive(_ packet: RTPPacket, on connection: ReceivedConnection, now: MonotonicTime) {
-        _ = connection.receiveStream.receive(packet, arrival: now)
         connection.packets += 1
         totalPackets += 1
+        guard ownerWork else { return }
+        _ = connection.receiveStream.receive(packet, arrival: now)
         connection.payloadBytes += packet.payload.count
         if connection.firstAudioAt == nil {
             connection.firstAudioAt = now
             connection.audioLevelID = connection.driver?.core.audioLevelExtensionID
         }
-        if !connection.recorderOpened {
+        if !connection.recorderOpened, recording {
             let stereo = packet.payload.first.map { $0 & 0x04 != 0 } ?? false
             openRecorder(connection, stereo: stereo)
         }
