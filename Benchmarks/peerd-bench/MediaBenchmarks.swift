@@ -94,7 +94,7 @@ enum MediaBenchmarks {
                      "media/receive: ... + Opus decode to PCM",
                      "media/receive: Opus decode alone",
                      "media/memory per receive stream"]
-        guard bench.enabled(any: names + ["media/stage: ", "media/playout: "]) else { return }
+        guard bench.enabled(any: names + ["media/stage: ", "media/playout: ", oggFilesName]) else { return }
         let opus = opusPackets(count: 250)
         let averageOpus = opus.reduce(0) { $0 + $1.count } / opus.count
 
@@ -145,6 +145,49 @@ enum MediaBenchmarks {
         stages(&bench, opus: opus)
         playout(&bench, opus: opus)
         if bench.enabled(names[3]) { memoryPerStream(&bench, opus: opus, name: names[3]) }
+        if bench.enabled(oggFilesName) { oggFiles(&bench, opus: opus) }
+    }
+
+    static let oggFilesName = "media/ogg files: 1,000 streams written to files, per packet"
+
+    /// The recording end of the pass-through path at scale: 1,000 `OggOpusWriter`s on
+    /// `OggFileOutput`s in one directory of the temp file system, fed one packet each in turn
+    /// (as 1,000 streams at 50 packets/s arrive), so each writer's once-a-second page write goes
+    /// to the kernel as in `peerd-load`. Thread CPU time per packet, system time included (page
+    /// cache writes are most of it), median of 9 simulated seconds after 2 of warm-up.
+    static func oggFiles(_ bench: inout Bench, opus: [[UInt8]]) {
+        let streams = 1_000
+        let temporary = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        let template = temporary + "/peerd-bench-ogg-XXXXXX"
+        var pathBytes = Array(template.utf8CString)
+        guard let made = mkdtemp(&pathBytes) else { preconditionFailure("mkdtemp: \(errno)") }
+        let directory = String(cString: made)
+        defer {
+            for i in 0..<streams { unlink(directory + "/\(i).ogg") }
+            rmdir(directory)
+        }
+        let writers = (0..<streams).map { i in
+            let output = try! OggFileOutput(path: directory + "/\(i).ogg")
+            return try! OggOpusWriter(output: output, head: OpusHead(channelCount: 1, preSkip: 312, inputSampleRate: 48_000),
+                                      serialNumber: UInt32(i + 1))
+        }
+        var perSecond: [Double] = []
+        var granule: Int64 = 312
+        var bytes = 0
+        for second in 0..<11 {
+            let start = threadCPUNanoseconds()
+            for k in 0..<50 {
+                granule += 960
+                let packet = opus[(second * 50 + k) % opus.count]
+                for writer in writers { try! writer.write(packet: packet, granulePosition: granule) }
+                bytes += packet.count * streams
+            }
+            let elapsed = threadCPUNanoseconds() - start
+            if second >= 2 { perSecond.append(Double(elapsed) / Double(50 * streams)) }
+        }
+        for writer in writers { try! writer.finish() }
+        bench.record(oggFilesName, bench.median(perSecond),
+                     note: "\(bytes / (11 * streams)) B/s per stream to \(directory); thread CPU time incl. system")
     }
 
     /// Where the pass-through time goes: each stage alone, on in-order packets 20 ms apart.
