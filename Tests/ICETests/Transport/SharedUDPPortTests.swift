@@ -64,4 +64,45 @@ import Wire
         await client.close()
         await port.close()
     }
+
+    /// The demultiplexer's keys do not hold their attachments, so nothing may name a detached one: an
+    /// ICE restart's ufrag registered late, or a send that would teach the port a source, after the
+    /// detach, routes nothing to it (the datagrams are counted as unrouted).
+    @Test func aDetachedConnectionIsNotRegisteredAgainByLateCalls() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: loop)
+        let portAddress = port.localAddresses[0]
+        let received = Mutex(0)
+        let attachment = try await port.attach(localUfrag: "before", eventLoop: loop,
+                                               onReceive: { _ in received.withLock { $0 += 1 }; return false },
+                                               onReadComplete: {})
+        let client = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: loop, onReceive: { _ in })
+        let clientAddress = client.localAddresses[0]
+        await attachment.detach()
+        // Late: a restart's new ufrag, and DTLS sent to the client (which would make its source ours).
+        attachment.register(localUfrag: "after")
+        try await loop.submit {
+            attachment.send([0x16, 0xFE, 0xFD] + [UInt8](repeating: 0, count: 20), from: portAddress, to: clientAddress)
+            attachment.flush()
+        }.get()
+        let before = try await port.statistics()
+        let requests = ["before:client", "after:client"].map {
+            STUNMessage(type: .bindingRequest, transactionID: .random(), attributes: [.username($0)]).encoded()
+        }
+        let dtls: [UInt8] = [0x16, 0xFE, 0xFD] + [UInt8](repeating: 1, count: 20)
+        try await loop.submit {
+            for datagram in requests + [dtls] { try client.send(datagram, from: clientAddress, to: portAddress) }
+            client.flush()
+        }.get()
+        var after = before
+        for _ in 0..<400 where after.unroutedDrops - before.unroutedDrops < 3 {
+            try await Task.sleep(for: .milliseconds(5))
+            after = try await port.statistics()
+        }
+        #expect(after.unroutedDrops - before.unroutedDrops == 3)
+        #expect(received.withLock { $0 } == 0)
+        #expect(after.attachments == 0)
+        await client.close()
+        await port.close()
+    }
 }
