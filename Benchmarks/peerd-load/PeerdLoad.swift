@@ -34,7 +34,7 @@ struct PeerdLoad {
             nothing), --no-owner (receiver only counts each RTP packet): experiments only, to see what each part costs
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
-            --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 1, as
+            --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 2, as
             `peerd join --port`; 0: as soon as it is readable)
             --ramp SECONDS (streams start one after another over this time; default 1 ms per stream, 0: at once)
             --window SECONDS (10) --warmup SECONDS (2, at least the ramp + 1.5) --in-flight K (32 handshakes at a time)

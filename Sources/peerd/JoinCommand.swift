@@ -94,7 +94,7 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Trickle ICE: on (candidates one by one) or off (all candidates inside the SDP), e.g. --trickle off.", valueName: "on|off"))
     var trickle = "on"
 
-    @Option(help: ArgumentHelp("One UDP port for every connection, demultiplexed by ICE username (servers behind firewalls); STUN answers are told apart by transaction, and with --turn each connection allocates from its own ephemeral socket. The port is read in batches (1 ms apart): the lighter choice for many participants. E.g. --port 3478.", valueName: "PORT"))
+    @Option(help: ArgumentHelp("One UDP port for every connection, demultiplexed by ICE username (servers behind firewalls); STUN answers are told apart by transaction, and with --turn each connection allocates from its own ephemeral socket. The port is read in batches (2 ms apart): the lighter choice for many participants. E.g. --port 3478.", valueName: "PORT"))
     var port: UInt16?
 
     @Option(help: ArgumentHelp("UDP ports each connection binds its own sockets from, e.g. --port-range 40000-40099.", valueName: "A-B"))
