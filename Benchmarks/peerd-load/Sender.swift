@@ -82,7 +82,7 @@ final class SenderFarm: @unchecked Sendable {
                     addresses: [.v4(0x7F00_0001)], configuration: .init(vectorReadMessageCount: 4),
                     eventLoop: loop, onReceive: { [self] in receive($0, peer: index) }, onReadComplete: {}))
             }
-            try await loop.submit { [self] in peerSockets = bound }.get()
+            try await loop.submit { [self, bound] in peerSockets = bound }.get()
             return
         }
         let sockets = try await UDPSocketSet.bind(
