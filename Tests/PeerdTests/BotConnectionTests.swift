@@ -375,10 +375,10 @@ import Wire
         try responder.publish(name)
         let lookup = MDNSLookup(addresses: [.v4(0x7F00_0001)], timeout: .milliseconds(800),
                                 loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.mdns"))
-        let start = ContinuousClock.now
+        // Answered before the 800 ms timeout: a lookup that times out returns nil. (Timing the
+        // answer itself failed now and then when the whole suite ran in parallel on 2 cores.)
         let resolved = await lookup.resolve(name)
         #expect(resolved == .v4(0x7F00_0001))
-        #expect(ContinuousClock.now - start < .milliseconds(800))
         // Case-insensitive, answered from the cache.
         #expect(await lookup.resolve(name.uppercased()) == .v4(0x7F00_0001))
 
