@@ -242,13 +242,11 @@ public final class SharedUDPPort: @unchecked Sendable {
             // bytes in place, where a second reference would make the array copy itself first.
             var datagram = routed[index].datagram.take()
             guard datagram != nil else { continue }
-            let asked = routed[index].key.reference._withUnsafeGuaranteedRef { attachment in
-                attachment.onReceive(datagram.take()!) && !attachment.pendingReadComplete
-            }
-            if asked {
-                let attachment = routed[index].key.reference.takeUnretainedValue()
-                attachment.pendingReadComplete = true
-                pending.append(attachment)
+            routed[index].key.reference._withUnsafeGuaranteedRef { attachment in
+                if attachment.onReceive(datagram.take()!), !attachment.pendingReadComplete {
+                    attachment.pendingReadComplete = true
+                    pending.append(attachment)
+                }
             }
         }
         routed.removeAll(keepingCapacity: true)
