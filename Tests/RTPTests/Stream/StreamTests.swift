@@ -386,3 +386,72 @@ struct TalkDetectorTests {
         } else { Issue.record("no stop: \(events)") }
     }
 }
+
+@Suite("RTCPReceiverReportSchedule")
+struct RTCPReceiverReportScheduleTests {
+    /// A receive-only participant reports what it received: RR + SDES CNAME at the RFC 3550 interval,
+    /// with the report block of the stream it receives (none before the stream passed probation).
+    @Test("receiver reports carry the received stream's block, at the randomised RFC 3550 interval")
+    func receiverReports() throws {
+        var rng = MediaSplitMix64(seed: 9)
+        var schedule = RTCPReceiverReportSchedule(ssrc: 0x1234_5678, cname: "peerd@rr", reducedSize: false, start: .zero, using: &rng)
+        var stream = RTPReceiveStream()
+        var reports: [(MonotonicTime, RTCPCompoundPacket)] = []
+        var now = MonotonicTime.zero
+        var sequence: UInt16 = 500
+        while now < ms(60_000) {
+            // From 10 s on, a sender's stream arrives (one packet in ten lost).
+            if now >= ms(10_000) {
+                if sequence % 10 != 0 {
+                    _ = stream.receive(RTPReceiveStreamTests.header(sequence, ts: UInt32(sequence) * 960, ssrc: 0xAABB_CCDD),
+                                       payloadLength: 3, arrival: now)
+                }
+                sequence &+= 1
+            }
+            let blocks = stream.makeReportBlockIfDue(now: now, due: now >= schedule.nextReportTime)
+            if let bytes = schedule.poll(now: now, reportBlocks: blocks) {
+                reports.append((now, try RTCPCompoundPacket(parsing: bytes, requireCompoundRules: true)))
+            }
+            now += .milliseconds(20)
+        }
+        let first = try #require(reports.first).0
+        #expect(first >= ms(1250) && first <= ms(3760))
+        for index in 1..<reports.count {
+            let gap = Double((reports[index].0 - reports[index - 1].0).nanosecondsClamped) / 1e9
+            #expect(gap >= 2.5 && gap <= 7.52)
+        }
+        var blocksSeen = 0
+        for (time, compound) in reports {
+            guard case .receiverReport(let rr) = compound.packets.first else { Issue.record("no RR first"); continue }
+            #expect(rr.ssrc == 0x1234_5678)
+            guard case .sourceDescription(let sdes) = compound.packets.last else { Issue.record("no SDES"); continue }
+            #expect(sdes.chunks.first?.items.first?.text == "peerd@rr")
+            if time < ms(10_000) {
+                #expect(rr.reportBlocks.isEmpty, "a block before anything was received")
+            } else if let block = rr.reportBlocks.first, time > ms(12_000) {
+                blocksSeen += 1
+                #expect(block.ssrc == 0xAABB_CCDD)
+                #expect(block.fractionLost > 0 && block.cumulativeLost > 0, "the lost tenth is reported")
+            }
+        }
+        #expect(blocksSeen >= 5)
+
+        // Reduced size (RFC 5506): SDES only with every fourth report.
+        var reduced = RTCPReceiverReportSchedule(ssrc: 7, cname: "c", reducedSize: true, start: .zero, using: &rng)
+        var counts: [Int] = []
+        now = .zero
+        while counts.count < 5 {
+            if let bytes = reduced.poll(now: now, reportBlocks: []) { counts.append(try RTCPCompoundPacket(parsing: bytes).packets.count) }
+            now += .milliseconds(100)
+        }
+        #expect(counts == [2, 1, 1, 1, 2])
+    }
+}
+
+private extension RTPReceiveStream {
+    /// The report block only when a report is due (making one resets the interval's loss counts).
+    mutating func makeReportBlockIfDue(now: MonotonicTime, due: Bool) -> [RTCPReportBlock] {
+        guard due, let block = makeReportBlock(now: now) else { return [] }
+        return [block]
+    }
+}
