@@ -31,7 +31,8 @@ struct PeerdLoad {
             --vector N (receiver sockets' recvmmsg batch; default the driver's), --no-talk (receiver skips
             talk detection; experiments only: the bot runs it on every packet and every 20 ms),
             --no-prefetch (receiver gives the shared port no prefetch hints), --no-record (receiver records
-            nothing), --no-owner (receiver only counts each RTP packet): experiments only, to see what each part costs
+            nothing), --no-owner (receiver only counts each RTP packet), --consent-interval SECONDS (receiver's
+            RFC 7675 checks; default 5): experiments only, to see what each part costs
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
             --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 2, as
@@ -111,6 +112,7 @@ struct PeerdLoad {
             case "--no-owner": receiverExtras.append("--no-owner")
             case "--no-prefetch": receiverExtras.append("--no-prefetch")
             case "--read-pacing": receiverExtras += ["--read-pacing", try value()]
+            case "--consent-interval": receiverExtras += ["--consent-interval", try value()]
             case "--shared-port": receiverExtras.append("--shared-port"); options.sharedPort = true
             default: throw BadArgument(description: "unknown option \(arguments[index]) (see --help)")
             }

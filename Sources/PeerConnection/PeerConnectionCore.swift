@@ -420,7 +420,12 @@ public final class PeerConnectionCore {
         counters.bytesReceived += datagram.count
         advance(now)
         let media = demultiplex(consume datagram, from: source, to: local, now: now, relayed: false)
-        if !relays.isEmpty { drainRelays(now: now) }
+        if !relays.isEmpty {
+            drainRelays(now: now)
+            // A TURN server's answer may have given the agent its relay candidate or ended gathering:
+            // what that makes the agent send or report goes out now, not at its next timer.
+            drainAgent(now: now)
+        }
         return media
     }
 
@@ -529,14 +534,20 @@ public final class PeerConnectionCore {
     }
 
     public var nextTimeout: MonotonicTime? {
-        var times = [agent?.nextTimeout, dtls?.nextTimeout].compactMap { $0 }
+        var earliest = agent?.nextTimeout
+        func consider(_ time: MonotonicTime?) {
+            guard let time else { return }
+            if let current = earliest, current <= time { return }
+            earliest = time
+        }
+        consider(dtls?.nextTimeout)
         for relay in relays {
             // Allocations start at the first input with a time: ask for one at once.
-            if relay.startedAt == nil, !relay.finished { times.append(lastNow) }
-            if let next = relay.client.nextTimeout { times.append(next) }
-            if !relay.finished, let startedAt = relay.startedAt { times.append(startedAt + configuration.turnAllocationTimeout) }
+            if relay.startedAt == nil, !relay.finished { consider(lastNow) }
+            consider(relay.client.nextTimeout)
+            if !relay.finished, let startedAt = relay.startedAt { consider(startedAt + configuration.turnAllocationTimeout) }
         }
-        return times.min()
+        return earliest
     }
 
     // MARK: Output
@@ -676,13 +687,19 @@ public final class PeerConnectionCore {
     }
 
     private func drainAgent(now: MonotonicTime) {
-        acceptedMediaSource = nil
-        guard agent != nil else { return }
+        guard agent != nil else {
+            acceptedMediaSource = nil
+            return
+        }
         while let transmit = agent?.pollTransmit() {
             // Transmits from a relayed base (`viaRelay`) are wrapped for their TURN allocation in `queue`.
             queue(transmit.bytes, from: transmit.source, to: transmit.destination)
         }
         while let event = agent?.pollEvent() {
+            // Which sources the agent accepts changes only with an event (a pair selected, consent
+            // lost, failure): a consent check answered keeps the accepted source, so the next media
+            // packet skips the agent's lookup (which copies the agent: a retain per array and string).
+            acceptedMediaSource = nil
             switch event {
             case .localCandidate(let candidate):
                 emit(.localCandidate(candidate))
@@ -891,5 +908,15 @@ extension PeerConnectionCore {
             counters.relayedDatagramsSent += 1
             sendToServer(index, wrapped)
         }
+    }
+}
+
+extension RTCPReceiverReportSchedule {
+    /// The receiver reports of `core`'s negotiated audio: its SSRC and CNAME, reduced-size RTCP when
+    /// negotiated. Nil before a description pair is complete.
+    public init?(core: PeerConnectionCore, start: MonotonicTime, using generator: inout some RandomNumberGenerator) {
+        guard let audio = core.audio else { return nil }
+        self.init(ssrc: SSRC(rawValue: core.configuration.ssrc), cname: core.configuration.cname,
+                  reducedSize: audio.rtcpReducedSize, start: start, using: &generator)
     }
 }

@@ -98,7 +98,8 @@ public final class PeerConnectionDriver: @unchecked Sendable {
             attachment = try await sharedPort.attach(
                 localUfrag: ufrag, eventLoop: eventLoop,
                 onReceive: { [driver] datagram in driver.receiveNeedingFlush(consume datagram) },
-                onReadComplete: { [driver] in driver.flush() })
+                onReadComplete: { [driver] in driver.flush() },
+                onTimer: { [driver] in driver.timerFired() })
         } catch {
             await turnSockets?.close()
             throw error
@@ -152,6 +153,27 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         let result = try body(core)
         pump()
         return result
+    }
+
+    /// Sends an RTP packet, on the loop: the core protects and queues it, and it leaves with the
+    /// next flush. Unlike `withCoreOnLoop`, nothing is re-armed: sending media moves none of the
+    /// core's timers (a bot sends a packet per participant every 20 ms; re-arming would compute the
+    /// core's next deadline for each).
+    public func sendRTPOnLoop(_ packet: [UInt8]) {
+        eventLoop.preconditionInEventLoop()
+        guard !closed else { return }
+        core.sendRTP(packet)
+        drain()
+        flushSends()
+    }
+
+    /// The same for an RTCP compound packet.
+    public func sendRTCPOnLoop(_ packet: [UInt8]) {
+        eventLoop.preconditionInEventLoop()
+        guard !closed else { return }
+        core.sendRTCP(packet)
+        drain()
+        flushSends()
     }
 
     /// Closes the connection (DTLS close_notify) and its sockets.
@@ -231,16 +253,19 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     }
 
     private func flush() {
-        if unflushedSends {
-            unflushedSends = false
-            sockets?.flush()
-            sharedPort?.flush()
-            turnSockets?.flush()
-        }
+        flushSends()
         if timersMayHaveMoved {
             timersMayHaveMoved = false
             armTimer()
         }
+    }
+
+    private func flushSends() {
+        guard unflushedSends else { return }
+        unflushedSends = false
+        sockets?.flush()
+        sharedPort?.flush()
+        turnSockets?.flush()
     }
 
     /// Drains events and transmits, flushes, and re-arms the timer.
@@ -298,8 +323,18 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         for connection in connections { transport.open(connection) }
     }
 
+    /// A deadline at least this far ahead (consent checks, STUN and DTLS retransmissions) goes to the
+    /// shared port's timers when the port runs them (`SharedUDPPort.Attachment.setTimer`): it runs after
+    /// a read batch of the port, up to the port's leeway (4 ms) late. Nearer ones (check pacing during
+    /// connectivity checks) keep an exact timer of the loop.
+    static let portTimerHorizon: Duration = .milliseconds(100)
+
     private func armTimer() {
         guard !closed, let deadline = core.nextTimeout else { return }
+        if let sharedPort, sharedPort.runsTimers, deadline - MonotonicTime.now() >= Self.portTimerHorizon {
+            sharedPort.setTimer(at: deadline)
+            return
+        }
         if let current = timerDeadline, current <= deadline, timer != nil { return }
         timer?.cancel()
         timerDeadline = deadline
@@ -307,8 +342,21 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         timer = eventLoop.scheduleTask(deadline: nioDeadline) { [self] in
             timer = nil
             timerDeadline = nil
-            core.handleTimeout(now: .now())
-            pump()
+            timerFired()
         }
+    }
+
+    /// A timer (the loop's or the shared port's) reached its deadline. The core's next deadline may
+    /// have moved later since it was armed (a response ended a retransmission, say): then nothing is
+    /// due, and the timer is only armed again.
+    private func timerFired() {
+        guard !closed else { return }
+        let now = MonotonicTime.now()
+        if let next = core.nextTimeout, next > now {
+            armTimer()
+            return
+        }
+        core.handleTimeout(now: now)
+        pump()
     }
 }

@@ -45,18 +45,45 @@ public final class SharedUDPPort: @unchecked Sendable {
         let sameLoop: Bool
         let onReceive: @Sendable (consuming ReceivedDatagram) -> Bool
         let onReadComplete: @Sendable () -> Void
+        let onTimer: (@Sendable () -> Void)?
         var pendingReadComplete = false
+        /// The deadline of this attachment's live entry in the port's timer heap, and that entry's
+        /// generation (older entries of this attachment are stale). Port loop only.
+        var timerDeadline: MonotonicTime?
+        var timerGeneration: UInt32 = 0
         /// What handling this connection's next datagram touches (see `PrefetchHints`); port loop only.
         var prefetchHints = PrefetchHints()
 
         init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
-             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool, onReadComplete: @escaping @Sendable () -> Void) {
+             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool, onReadComplete: @escaping @Sendable () -> Void,
+             onTimer: (@Sendable () -> Void)?) {
             self.id = id
             self.port = port
             self.eventLoop = eventLoop
             self.sameLoop = eventLoop === port.eventLoop
             self.onReceive = onReceive
             self.onReadComplete = onReadComplete
+            self.onTimer = onTimer
+        }
+
+        /// Whether the port runs this connection's timers (`setTimer`): it is on the port's loop and
+        /// gave an `onTimer` when it attached.
+        public var runsTimers: Bool { sameLoop && onTimer != nil }
+
+        /// Asks the port to call `onTimer` once `deadline` has passed: after the first read batch
+        /// from then on, or at the latest `timerLeeway` later (a timer of the port's own fires then
+        /// when no datagram came). A connection's long timers (consent checks, retransmissions) so
+        /// ride the wake-ups that read its media instead of waking the loop for themselves, and what
+        /// they send leaves in that batch's flush. A pending earlier deadline stands: `onTimer` comes
+        /// at that one, and the connection asks again for what is due next. Call on the port's loop,
+        /// and only when `runsTimers`.
+        public func setTimer(at deadline: MonotonicTime) {
+            port.eventLoop.preconditionInEventLoop()
+            guard onTimer != nil, port.attachments[id] === self else { return }
+            if let current = timerDeadline, current <= deadline { return }
+            timerGeneration &+= 1
+            timerDeadline = deadline
+            port.pushTimer(PortTimerHeap.Entry(deadline: deadline, generation: timerGeneration, attachment: self))
         }
 
         /// The shared sockets' addresses (the host candidates of every attached connection).
@@ -97,8 +124,11 @@ public final class SharedUDPPort: @unchecked Sendable {
             }
         }
 
+        /// Sends what `send` queued. On the port's loop the flush is shared: it happens once, at the
+        /// end of the port's read batch or of the current loop task, for every connection that asked
+        /// (one `sendmmsg` for the batch instead of one `sendmsg` per connection).
         public func flush() {
-            if sameLoop { port.sockets.flush() } else { port.eventLoop.execute { [port] in port.sockets.flush() } }
+            if sameLoop { port.requestFlush() } else { port.eventLoop.execute { [port] in port.sockets.flush() } }
         }
 
         /// Stops routing to this connection: its ufrags and learned sources are forgotten.
@@ -108,6 +138,10 @@ public final class SharedUDPPort: @unchecked Sendable {
                 port.demultiplexer.unregister(AttachmentKey(self))
                 port.routed.removeAll { $0.key == AttachmentKey(self) }
                 port.attachments[id] = nil
+                // Its timer entries (the live one and any superseded ones) hold it: they go too.
+                timerDeadline = nil
+                port.timers.removeAll { $0.attachment === self }
+                port.armBackstop()
             }.get()
         }
     }
@@ -140,6 +174,20 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// Routed datagrams handled at once at most (the prefetched state of a batch stays in cache).
     public static let handlingBatch = 32
 
+    /// How late after its deadline the port may run a connection's timer (`Attachment.setTimer`):
+    /// long enough that a port read every 2 ms (`serverConfiguration`) reaches it first while
+    /// datagrams flow. Settable for tests; port loop only.
+    public var timerLeeway: Duration = .milliseconds(4)
+    fileprivate var timers = PortTimerHeap()
+    /// The port's own timer, at the first heap entry's deadline plus `timerLeeway`.
+    private var backstop: Scheduled<Void>?
+    private var backstopDeadline: MonotonicTime?
+    /// While the port handles a read batch or runs timers, flush requests wait for its one flush.
+    private var batching = false
+    private var flushRequested = false
+    /// A flush requested outside a batch is queued once, to the end of the current loop task.
+    private var flushQueued = false
+
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
@@ -166,13 +214,16 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// Attaches a connection whose local ufrag is `localUfrag`. `onReceive` and `onReadComplete` run
     /// on `eventLoop` (the connection's loop), the second after each batch that brought it a datagram
     /// for which `onReceive` returned true.
+    /// `onTimer`, when given, lets a connection on the port's loop have the port run its timers
+    /// (`Attachment.setTimer`).
     public func attach(localUfrag: String, eventLoop connectionLoop: any EventLoop,
                        onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool,
-                       onReadComplete: @escaping @Sendable () -> Void) async throws -> Attachment {
+                       onReadComplete: @escaping @Sendable () -> Void,
+                       onTimer: (@Sendable () -> Void)? = nil) async throws -> Attachment {
         try await eventLoop.submit { [self] in
             nextID += 1
             let attachment = Attachment(id: nextID, port: self, eventLoop: connectionLoop,
-                                        onReceive: onReceive, onReadComplete: onReadComplete)
+                                        onReceive: onReceive, onReadComplete: onReadComplete, onTimer: onTimer)
             attachments[nextID] = attachment
             demultiplexer.register(localUfrag: localUfrag, for: AttachmentKey(attachment))
             return attachment
@@ -253,13 +304,81 @@ public final class SharedUDPPort: @unchecked Sendable {
     }
 
     private func readComplete() {
+        batching = true
         if !routed.isEmpty { handleRouted() }
-        guard !pending.isEmpty else { return }
-        let batch = pending
-        pending.removeAll(keepingCapacity: true)
-        for attachment in batch {
-            attachment.pendingReadComplete = false
-            attachment.onReadComplete()
+        if !pending.isEmpty {
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            for attachment in batch {
+                attachment.pendingReadComplete = false
+                attachment.onReadComplete()
+            }
+        }
+        if !timers.isEmpty { runDueTimers() }
+        endBatch()
+    }
+
+    // MARK: Flushes and timers shared by the connections on this loop
+
+    fileprivate func requestFlush() {
+        if batching {
+            flushRequested = true
+        } else if !flushQueued {
+            flushQueued = true
+            eventLoop.execute { [self] in
+                flushQueued = false
+                sockets.flush()
+            }
+        }
+    }
+
+    private func endBatch() {
+        batching = false
+        if flushRequested {
+            flushRequested = false
+            sockets.flush()
+        }
+    }
+
+    fileprivate func pushTimer(_ entry: PortTimerHeap.Entry) {
+        let wasFirst = timers.first?.deadline
+        timers.push(entry)
+        if wasFirst.map({ entry.deadline < $0 }) ?? true { armBackstop() }
+    }
+
+    /// Runs the timers whose deadline has passed (in deadline order), then re-arms the backstop.
+    private func runDueTimers() {
+        guard let first = timers.first else { return }
+        let now = MonotonicTime.now()
+        guard first.deadline <= now else { return }
+        while let entry = timers.first, entry.deadline <= now {
+            timers.popFirst()
+            let attachment = entry.attachment
+            guard attachment.timerGeneration == entry.generation, attachment.timerDeadline != nil,
+                  attachments[attachment.id] === attachment else { continue }
+            attachment.timerDeadline = nil
+            attachment.onTimer?()
+        }
+        armBackstop()
+    }
+
+    /// Keeps the port's own timer at the first deadline plus the leeway (none when no timer is set).
+    fileprivate func armBackstop() {
+        let wanted = timers.first.map { $0.deadline + timerLeeway }
+        guard wanted != backstopDeadline else { return }
+        backstop?.cancel()
+        backstopDeadline = wanted
+        guard let wanted else {
+            backstop = nil
+            return
+        }
+        backstop = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, wanted.nanoseconds)))) { [self] in
+            backstop = nil
+            backstopDeadline = nil
+            batching = true
+            runDueTimers()
+            endBatch()
+            armBackstop()
         }
     }
 }

@@ -105,4 +105,81 @@ import Wire
         await client.close()
         await port.close()
     }
+    /// A connection's timer on the port runs once its deadline has passed: at the first read batch
+    /// from then on when datagrams come, else by the port's own timer `timerLeeway` after the deadline.
+    @Test func aPortTimerRidesTheFirstReadBatchPastItsDeadlineOrFiresAtTheLeeway() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: loop)
+        let portAddress = port.localAddresses[0]
+        let leeway = Duration.milliseconds(400)
+        try await loop.submit { port.timerLeeway = leeway }.get()
+        let fired = Mutex<[MonotonicTime]>([])
+        let attachment = try await port.attach(localUfrag: "timerUfrag", eventLoop: loop,
+                                               onReceive: { _ in false }, onReadComplete: {},
+                                               onTimer: { fired.withLock { $0.append(.now()) } })
+        #expect(attachment.runsTimers)
+        func waitForFires(_ count: Int) async throws {
+            for _ in 0..<400 where fired.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(fired.withLock { $0.count } == count)
+        }
+
+        // No datagrams: the port's own timer, at the deadline plus the leeway.
+        let quiet = MonotonicTime.now() + .milliseconds(50)
+        try await loop.submit { attachment.setTimer(at: quiet) }.get()
+        try await waitForFires(1)
+        let firstFire = try #require(fired.withLock { $0.first })
+        #expect(firstFire >= quiet + leeway)
+
+        // A datagram after the deadline: its read batch runs the timer, long before the leeway is up.
+        let client = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: loop, onReceive: { _ in })
+        let clientAddress = client.localAddresses[0]
+        let busy = MonotonicTime.now() + .milliseconds(50)
+        try await loop.submit { attachment.setTimer(at: busy) }.get()
+        try await Task.sleep(for: .milliseconds(100))
+        let request = STUNMessage(type: .bindingRequest, transactionID: .random(), attributes: [.username("timerUfrag:client")])
+        try await loop.submit {
+            try client.send(request.encoded(), from: clientAddress, to: portAddress)
+            client.flush()
+        }.get()
+        try await waitForFires(2)
+        let secondFire = try #require(fired.withLock { $0.last })
+        #expect(secondFire >= busy)
+        #expect(secondFire < busy + leeway, "the read batch did not run the due timer")
+
+        await attachment.detach()
+        await client.close()
+        await port.close()
+    }
+
+    /// An earlier deadline supersedes a later one (which then never fires); a later one leaves the
+    /// earlier standing; a detached connection's timer never runs.
+    @Test func aPortTimerFiresOnceAtItsEarliestDeadlineAndNotAfterADetach() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, eventLoop: loop)
+        try await loop.submit { port.timerLeeway = .milliseconds(10) }.get()
+        let fired = Mutex<[MonotonicTime]>([])
+        let attachment = try await port.attach(localUfrag: "timerUfrag", eventLoop: loop,
+                                               onReceive: { _ in false }, onReadComplete: {},
+                                               onTimer: { fired.withLock { $0.append(.now()) } })
+        let start = MonotonicTime.now()
+        try await loop.submit {
+            attachment.setTimer(at: start + .milliseconds(300))
+            attachment.setTimer(at: start + .milliseconds(60))   // supersedes
+            attachment.setTimer(at: start + .milliseconds(200))  // later: the 60 ms one stands
+        }.get()
+        try await Task.sleep(for: .milliseconds(600))
+        let fires = fired.withLock { $0 }
+        #expect(fires.count == 1)
+        if let first = fires.first {
+            #expect(first >= start + .milliseconds(60))
+            #expect(first < start + .milliseconds(200))
+        }
+
+        // Far enough ahead that the detach comes first even on a loaded machine.
+        try await loop.submit { attachment.setTimer(at: .now() + .milliseconds(700)) }.get()
+        await attachment.detach()
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(fired.withLock { $0.count } == 1, "a detached connection's timer ran")
+        await port.close()
+    }
 }
