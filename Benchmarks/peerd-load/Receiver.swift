@@ -27,6 +27,7 @@ enum ReceiverMode {
         var record = true
         var owner = true
         var pacing: Double?
+        var consentInterval: Double?
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -39,6 +40,7 @@ enum ReceiverMode {
             case "--no-prefetch": prefetch = false
             case "--shared-port": shared = true
             case "--read-pacing": index += 1; pacing = Double(arguments[index])
+            case "--consent-interval": index += 1; consentInterval = Double(arguments[index])
             default: break
             }
             index += 1
@@ -54,6 +56,7 @@ enum ReceiverMode {
         receiver.recording = record
         receiver.ownerWork = owner
         receiver.prefetch = prefetch
+        if let consentInterval { receiver.consentInterval = .milliseconds(Int64(consentInterval * 1000)) }
         if shared {
             // As `peerd join --port`: one socket for every connection, with the server settings.
             var configuration = SharedUDPPort.serverConfiguration
@@ -104,6 +107,8 @@ final class ReceivedConnection {
     var wavRecorder: WAVRecorder?
     var recorderOpened = false
     var talk = TalkDetector()
+    /// As the bot's `RemotePeer`: a connection it sends nothing to gets receiver reports.
+    var receiverReports: RTCPReceiverReportSchedule?
     var recordedSinceHousekeeping = false
     var levelSinceHousekeeping = false
     var audioLevelID: UInt8?
@@ -138,6 +143,9 @@ final class LoadReceiver: @unchecked Sendable {
     /// `--no-record`: packets are not recorded; `--no-owner`: an RTP event is only counted (what
     /// the receive path costs without its owner's work). Experiments only.
     var recording = true
+    /// `--consent-interval SECONDS`: the receiver's RFC 7675 check interval (default the agent's 5 s).
+    /// Experiments only: short to magnify what a consent check costs, long to leave it out.
+    var consentInterval: Duration?
     var ownerWork = true
     /// `--shared-port`: every connection on this one port (as `peerd join --port`).
     var sharedPort: SharedUDPPort?
@@ -169,10 +177,23 @@ final class LoadReceiver: @unchecked Sendable {
                     }
                 }
                 if talkDetection, !connection.levelSinceHousekeeping { _ = connection.talk.evaluate(now: now) }
+                if connection.connectedAt != nil, let driver = connection.driver { sendReceiverReport(connection, driver: driver, now: now) }
                 connection.recordedSinceHousekeeping = false
                 connection.levelSinceHousekeeping = false
             }
         }
+    }
+
+    /// As `RoomBot.sendReceiverReport(to:driver:now:)`: RTCP receiver reports at the RFC 3550 interval.
+    private func sendReceiverReport(_ connection: ReceivedConnection, driver: PeerConnectionDriver, now: MonotonicTime) {
+        if connection.receiverReports == nil {
+            var rng = SystemRandomNumberGenerator()
+            connection.receiverReports = RTCPReceiverReportSchedule(core: driver.core, start: now, using: &rng)
+        }
+        guard var reports = connection.receiverReports, now >= reports.nextReportTime else { return }
+        let blocks = connection.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
+        if let rtcp = reports.poll(now: now, reportBlocks: blocks) { driver.sendRTCPOnLoop(rtcp) }
+        connection.receiverReports = reports
     }
 
     /// Returns true on `quit`.
@@ -214,6 +235,7 @@ final class LoadReceiver: @unchecked Sendable {
                 let offer = try SessionDescription(parsing: sdp)
                 var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: false, trickle: false)
                 configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
+                if let consentInterval { configuration.ice.consentInterval = consentInterval }
                 try await loop.submit { [self] in
                     let connection = ReceivedConnection(id: id)
                     connections[id] = connection

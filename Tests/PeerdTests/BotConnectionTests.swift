@@ -161,6 +161,28 @@ import Wire
 
     /// The participant restarts ICE on a working connection: peerd answers with new credentials,
     /// keeps DTLS and SRTP, a new pair is selected and audio keeps flowing.
+    /// A bot with nothing to send still tells each participant what it receives from it, as a
+    /// browser does: RTCP receiver reports at the RFC 3550 interval (the block about the participant's
+    /// stream, and LSR/DLSR, from which the participant computes its round-trip time), and RR + BYE
+    /// when it leaves.
+    @Test func aBotThatSendsNothingSendsReceiverReportsAndAGoodbye() async throws {
+        let room = try await Self.startRoom { $0.audio = .silence }
+        let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "speaker")
+        try await participant.waitFor(seconds: 25) {
+            await participant.onLoop { $0.receiverReportBlocks >= 2 && $0.roundTripTime != nil }
+        }
+        let (blocks, rtt, received) = await participant.onLoop { ($0.receiverReportBlocks, $0.roundTripTime, $0.packetsReceived) }
+        #expect(blocks >= 2, "no receiver reports about the participant's stream")
+        let roundTrip = try #require(rtt, "no round-trip time from the bot's LSR/DLSR")
+        #expect(roundTrip >= 0 && roundTrip < 0.5)
+        #expect(received == 0, "a bot with nothing to send sent RTP")
+        await room.bot.stop()
+        try await participant.waitFor(seconds: 5) { await participant.onLoop { $0.goodbyes > 0 } }
+        #expect(await participant.onLoop { $0.goodbyes } == 1)
+        await participant.stop()
+        await room.close()
+    }
+
     @Test func answersAnICERestart() async throws {
         let room = try await Self.startRoom()
         let participant = try await SwiftParticipant.join(url: room.url, room: "general", id: "restarter")
@@ -373,22 +395,27 @@ import Wire
         defer { responder.stop() }
         let name = "\(UUID().uuidString.lowercased()).local"
         try responder.publish(name)
-        let lookup = MDNSLookup(addresses: [.v4(0x7F00_0001)], timeout: .milliseconds(800),
+        // Answered before the timeout: a lookup that times out returns nil. (Timing the answer
+        // itself, or an 800 ms timeout, failed now and then when the whole suite ran in parallel
+        // on 2 cores: the responder's thread did not get to answer in time.)
+        let lookup = MDNSLookup(addresses: [.v4(0x7F00_0001)], timeout: .seconds(5),
                                 loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.mdns"))
-        // Answered before the 800 ms timeout: a lookup that times out returns nil. (Timing the
-        // answer itself failed now and then when the whole suite ran in parallel on 2 cores.)
         let resolved = await lookup.resolve(name)
         #expect(resolved == .v4(0x7F00_0001))
         // Case-insensitive, answered from the cache.
         #expect(await lookup.resolve(name.uppercased()) == .v4(0x7F00_0001))
+        await lookup.close()
 
+        // A name nobody answers for: nil once the timeout is up.
+        let short = MDNSLookup(addresses: [.v4(0x7F00_0001)], timeout: .milliseconds(800),
+                               loop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test.mdns"))
         let unknownStart = ContinuousClock.now
-        let unknown = await lookup.resolve("\(UUID().uuidString.lowercased()).local")
+        let unknown = await short.resolve("\(UUID().uuidString.lowercased()).local")
         #expect(unknown == nil)
         let waited = ContinuousClock.now - unknownStart
         #expect(waited >= .milliseconds(700) && waited < .seconds(3), "gave up after \(waited)")
-        #expect(await lookup.resolve("not a name..local") == nil)
-        await lookup.close()
+        #expect(await short.resolve("not a name..local") == nil)
+        await short.close()
     }
 }
 

@@ -59,6 +59,11 @@ final class SwiftParticipant: @unchecked Sendable {
     private(set) var packetsReceived = 0
     private(set) var answers: [SessionDescription] = []
     private(set) var selectedPairs = 0
+    /// RTCP from peerd: receiver reports with a block about our stream, and BYEs.
+    private(set) var receiverReportBlocks = 0
+    private(set) var goodbyes = 0
+    /// The round-trip time our send stream computed from peerd's report blocks (LSR/DLSR), in seconds.
+    var roundTripTime: Double? { sendStream?.feedback?.roundTripTime }
     private(set) var log: [String] = []
 
     private init(id: String, url: String, options: Options, loop: any EventLoop) throws {
@@ -260,6 +265,11 @@ final class SwiftParticipant: @unchecked Sendable {
             packetsReceived += 1
         case .rtcp(let compound):
             for case .senderReport(let report) in compound.packets { _ = receiveStream.receiveSenderReport(report, arrival: .now()) }
+            let ours = sendStream?.configuration.ssrc
+            for case .receiverReport(let report) in compound.packets where report.reportBlocks.contains(where: { $0.ssrc == ours }) {
+                receiverReportBlocks += 1
+            }
+            goodbyes += compound.packets.filter { if case .goodbye = $0 { true } else { false } }.count
             _ = sendStream?.receiveRTCP(compound.packets, arrival: .now(), wallclock: NTPTime(unixSeconds: Date().timeIntervalSince1970))
         default:
             break

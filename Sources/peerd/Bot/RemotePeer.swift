@@ -24,6 +24,8 @@ final class RemotePeer {
     var connectDeadline: MonotonicTime?
     var restarts = 0
     var sendStream: RTPSendStream?
+    /// While nothing is sent to this participant (no send stream): its receiver reports.
+    var receiverReports: RTCPReceiverReportSchedule?
     var receiveStream = RTPReceiveStream()
     var oggRecorder: OggOpusRecorder?
     var wavRecorder: WAVRecorder?

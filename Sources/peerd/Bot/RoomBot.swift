@@ -713,10 +713,31 @@ final class RoomBot: @unchecked Sendable {
     }
 
     private func sendBye(_ peer: RemotePeer) {
-        guard let driver = peer.driver, var stream = peer.sendStream else { return }
-        let bye = stream.close(now: .now(), wallclock: wallclock(), reason: "peerd leaving")
-        peer.sendStream = stream
-        driver.withCoreOnLoop { $0.sendRTCP(bye) }
+        guard let driver = peer.driver else { return }
+        if var stream = peer.sendStream {
+            let bye = stream.close(now: .now(), wallclock: wallclock(), reason: "peerd leaving")
+            peer.sendStream = stream
+            driver.withCoreOnLoop { $0.sendRTCP(bye) }
+        } else if let reports = peer.receiverReports {
+            // Receive-only: RR + SDES + BYE (RFC 3550 §6.6), once.
+            peer.receiverReports = nil
+            let blocks = peer.receiveStream.makeReportBlock(now: .now()).map { [$0] } ?? []
+            let bye = reports.goodbye(reportBlocks: blocks, reason: "peerd leaving")
+            driver.withCoreOnLoop { $0.sendRTCP(bye) }
+        }
+    }
+
+    /// A connected participant we send nothing to still hears from us what we receive from it: RTCP
+    /// receiver reports at the RFC 3550 interval (loss, jitter, LSR/DLSR for its round-trip time),
+    /// as browsers send them for what they only receive.
+    private func sendReceiverReport(to peer: RemotePeer, driver: PeerConnectionDriver, now: MonotonicTime) {
+        if peer.receiverReports == nil, let core = peer.core {
+            peer.receiverReports = RTCPReceiverReportSchedule(core: core, start: now, using: &rng)
+        }
+        guard var reports = peer.receiverReports, now >= reports.nextReportTime else { return }
+        let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
+        if let rtcp = reports.poll(now: now, reportBlocks: blocks) { driver.sendRTCPOnLoop(rtcp) }
+        peer.receiverReports = reports
     }
 
     // MARK: Media clock
@@ -797,7 +818,11 @@ final class RoomBot: @unchecked Sendable {
                 superviseICE(peer, driver: driver, now: now)
                 peer.refreshPrefetchHints()
             }
-            guard peer.phase == .connected, peer.sendStream != nil else { continue }
+            guard peer.phase == .connected else { continue }
+            guard peer.sendStream != nil else {
+                sendReceiverReport(to: peer, driver: driver, now: now)
+                continue
+            }
             sendingPeers.append(peer)
             sendFrame(frame, to: peer, driver: driver, now: now)
         }
@@ -807,13 +832,13 @@ final class RoomBot: @unchecked Sendable {
     private func sendFrame(_ frame: ([UInt8], UInt8)?, to peer: RemotePeer, driver: PeerConnectionDriver, now: MonotonicTime) {
         guard var stream = peer.sendStream else { return }
         if let (opus, level) = frame, let packet = stream.packetize(opusFrame: opus, level: level) {
-            driver.withCoreOnLoop { $0.sendRTP(packet) }
+            driver.sendRTPOnLoop(packet)
         } else {
             stream.skipFrame()
         }
         let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
         if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock(), reportBlocks: blocks) {
-            driver.withCoreOnLoop { $0.sendRTCP(rtcp) }
+            driver.sendRTCPOnLoop(rtcp)
         }
         peer.sendStream = stream
     }
