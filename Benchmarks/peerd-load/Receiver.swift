@@ -190,10 +190,7 @@ final class LoadReceiver: @unchecked Sendable {
             var rng = SystemRandomNumberGenerator()
             connection.receiverReports = RTCPReceiverReportSchedule(core: driver.core, start: now, using: &rng)
         }
-        guard var reports = connection.receiverReports, now >= reports.nextReportTime else { return }
-        let blocks = connection.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
-        if let rtcp = reports.poll(now: now, reportBlocks: blocks) { driver.sendRTCPOnLoop(rtcp) }
-        connection.receiverReports = reports
+        if let rtcp = connection.receiverReports?.poll(now: now, receiving: &connection.receiveStream) { driver.sendRTCPOnLoop(rtcp) }
     }
 
     /// Returns true on `quit`.

@@ -330,7 +330,12 @@ public final class PeerConnectionDriver: @unchecked Sendable {
     static let portTimerHorizon: Duration = .milliseconds(100)
 
     private func armTimer() {
-        guard !closed, let deadline = core.nextTimeout else { return }
+        guard let deadline = core.nextTimeout else { return }
+        armTimer(at: deadline)
+    }
+
+    private func armTimer(at deadline: MonotonicTime) {
+        guard !closed else { return }
         if let sharedPort, sharedPort.runsTimers, deadline - MonotonicTime.now() >= Self.portTimerHorizon {
             sharedPort.setTimer(at: deadline)
             return
@@ -353,7 +358,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         guard !closed else { return }
         let now = MonotonicTime.now()
         if let next = core.nextTimeout, next > now {
-            armTimer()
+            armTimer(at: next)
             return
         }
         core.handleTimeout(now: now)

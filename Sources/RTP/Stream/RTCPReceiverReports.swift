@@ -39,6 +39,14 @@ public struct RTCPReceiverReportSchedule: Sendable {
         return try? RTCPCompoundPacket(packets: packets).serialized()
     }
 
+    /// The same, with the report block of `stream` — made only when a report is due: making a block
+    /// starts the stream's next loss interval, so a caller asking every tick would report loss over
+    /// the tick instead of over the report interval.
+    public mutating func poll(now: MonotonicTime, receiving stream: inout RTPReceiveStream) -> [UInt8]? {
+        guard now >= nextReportTime else { return nil }
+        return poll(now: now, reportBlocks: stream.makeReportBlock(now: now).map { [$0] } ?? [])
+    }
+
     /// The last compound when leaving: RR (with `reportBlocks`) + SDES CNAME + BYE.
     public func goodbye(reportBlocks: [RTCPReportBlock], reason: String? = nil) -> [UInt8] {
         let compound = RTCPCompoundPacket(packets: [

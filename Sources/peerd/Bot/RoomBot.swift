@@ -734,10 +734,7 @@ final class RoomBot: @unchecked Sendable {
         if peer.receiverReports == nil, let core = peer.core {
             peer.receiverReports = RTCPReceiverReportSchedule(core: core, start: now, using: &rng)
         }
-        guard var reports = peer.receiverReports, now >= reports.nextReportTime else { return }
-        let blocks = peer.receiveStream.makeReportBlock(now: now).map { [$0] } ?? []
-        if let rtcp = reports.poll(now: now, reportBlocks: blocks) { driver.sendRTCPOnLoop(rtcp) }
-        peer.receiverReports = reports
+        if let rtcp = peer.receiverReports?.poll(now: now, receiving: &peer.receiveStream) { driver.sendRTCPOnLoop(rtcp) }
     }
 
     // MARK: Media clock

@@ -408,8 +408,7 @@ struct RTCPReceiverReportScheduleTests {
                 }
                 sequence &+= 1
             }
-            let blocks = stream.makeReportBlockIfDue(now: now, due: now >= schedule.nextReportTime)
-            if let bytes = schedule.poll(now: now, reportBlocks: blocks) {
+            if let bytes = schedule.poll(now: now, receiving: &stream) {
                 reports.append((now, try RTCPCompoundPacket(parsing: bytes, requireCompoundRules: true)))
             }
             now += .milliseconds(20)
@@ -445,13 +444,5 @@ struct RTCPReceiverReportScheduleTests {
             now += .milliseconds(100)
         }
         #expect(counts == [2, 1, 1, 1, 2])
-    }
-}
-
-private extension RTPReceiveStream {
-    /// The report block only when a report is due (making one resets the interval's loss counts).
-    mutating func makeReportBlockIfDue(now: MonotonicTime, due: Bool) -> [RTCPReportBlock] {
-        guard due, let block = makeReportBlock(now: now) else { return [] }
-        return [block]
     }
 }
