@@ -106,6 +106,51 @@ import Testing
         print("[interop] firefoxAndPeerd took \(Interop.seconds(ContinuousClock.now - started)) s")
     }
 
+    // MARK: A listen-only peerd
+
+    /// peerd as a pure recorder (sends no audio) with one Chromium page: the page's getStats shows
+    /// peerd's RTCP receiver reports about the page's audio (remote-inbound-rtp with a round-trip
+    /// time from LSR/DLSR, no loss on loopback), the page hears nothing, and peerd records the page.
+    @Test func listenOnlyPeerdReportsReceptionToChromium() async throws {
+        _ = try BrowserPage.require(.chromium)
+        let started = ContinuousClock.now
+        let directory = Interop.temporaryDirectory("peerd-listen-only-interop")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let room = try await InteropRoom()
+        let page = try BrowserPage.chromium(name: "chr-listened", toneHz: 660, url: room.pageURL(name: "chr-listened"))
+        var failed = false
+        defer { page.stop(printLogTail: failed) }
+        _ = await Interop.waitUntil("Chromium joined the room", timeout: .seconds(30)) { await room.reports()[page.name]?.joined == true }
+        let (bot, botTask) = try Interop.startBot(port: room.port, audio: .silence, directory: directory)
+        let reported = await Interop.waitUntil("Chromium shows peerd's receiver reports with a round-trip time", timeout: .seconds(40)) {
+            guard let report = await room.reports()[page.name],
+                  let inbound = report.peers?[Interop.peerdID]?.remoteInbound else { return false }
+            let receiving = await bot.summaries().contains { $0.id == report.id && $0.packetsReceived > 150 }
+            return receiving && (inbound.roundTripTimeMeasurements ?? 0) >= 1 && inbound.roundTripTime != nil
+        }
+        #expect(reported, "Chromium's remote-inbound-rtp shows peerd's receiver reports (with LSR/DLSR) while peerd records it")
+        let reports = await room.reports()
+        let status = reports[page.name]
+        let inbound = status?.peers?[Interop.peerdID]?.remoteInbound
+        print("[interop] listen-only peerd, Chromium's remote-inbound-rtp: \(String(describing: inbound))")
+        if let rtt = inbound?.roundTripTime {
+            #expect(rtt > 0 && rtt < 0.5, "a loopback round-trip time from peerd's reports (got \(rtt) s)")
+        }
+        #expect(inbound?.packetsLost == 0, "no loss reported on loopback (got \(String(describing: inbound?.packetsLost)))")
+        #expect(status?.heardHz(Interop.peerdID) == nil, "the page hears nothing from a peerd that sends nothing")
+        await bot.stop()
+        botTask.cancel()
+        let tracks = Self.recordings(await bot.summaries())[status?.id ?? ""] ?? []
+        let best = tracks.first { Interop.near($0.analysis?.dominantHz, page.toneHz) }
+        print("[interop] listen-only peerd recorded \(page.label): \(tracks.map { "\($0.path): \($0.analysis?.dominantHz.map { "\(Int($0)) Hz" } ?? "nothing") for \(String(format: "%.1f", $0.analysis?.audibleSeconds ?? 0)) s" })")
+        #expect(best != nil, "peerd recorded the page's 660 Hz tone")
+        #expect((best?.analysis?.audibleSeconds ?? 0) >= 1.5, "at least 1.5 s of the page recorded")
+        #expect(tracks.allSatisfy { $0.finalized }, "the recording is finalized")
+        failed = !reported
+        await room.shutdown()
+        print("[interop] listenOnlyPeerdReportsReceptionToChromium took \(Interop.seconds(ContinuousClock.now - started)) s")
+    }
+
     // MARK: Three Chromium pages
 
     /// peerd and three Chromium pages in a full mesh: every page offers to everyone it sees, peerd

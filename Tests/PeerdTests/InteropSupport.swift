@@ -20,9 +20,15 @@ enum Interop {
     /// Starts peerd as a room participant (in this process; one built binary for all tests).
     static func startBot(port: Int, tone: Double = peerdTone, directory: String, trickle: Bool = true,
                          offerDelay: Duration = .seconds(8), logger: Logger = Logger(label: "test.peerd")) throws -> (RoomBot, Task<Void, Never>) {
+        try startBot(port: port, audio: .tone(tone), directory: directory, trickle: trickle, offerDelay: offerDelay, logger: logger)
+    }
+
+    /// A bot that sends `audio` (`.silence`: nothing at all) and records to `directory`.
+    static func startBot(port: Int, audio: OutgoingAudio, directory: String, trickle: Bool = true,
+                         offerDelay: Duration = .seconds(8), logger: Logger = Logger(label: "test.peerd")) throws -> (RoomBot, Task<Void, Never>) {
         var options = RoomBotOptions(url: "ws://127.0.0.1:\(port)/ws", room: "general", name: "peerd", id: peerdID)
         options.recordDirectory = directory
-        options.audio = .tone(tone)
+        options.audio = audio
         options.trickle = trickle
         // Browsers offer to every participant they see; waiting long enough means peerd answers them
         // (a page answers an early offer before its microphone is open, and then sends silence).
@@ -110,6 +116,16 @@ struct PageStatus: Decodable, Sendable {
         var state: String?
         var dominantHz: Int?
         var level: Double?
+        /// getStats' remote-inbound-rtp of the page's outgoing audio: what the other side's RTCP receiver reports said.
+        var remoteInbound: RemoteInbound?
+    }
+
+    struct RemoteInbound: Decodable, Sendable {
+        var packetsLost: Int?
+        var fractionLost: Double?
+        var jitter: Double?
+        var roundTripTime: Double?
+        var roundTripTimeMeasurements: Int?
     }
 
     var id: String

@@ -331,10 +331,23 @@
     }, 250);
   }
 
+  // What the other side reports about the audio this page sends (its RTCP receiver reports, as
+  // getStats' remote-inbound-rtp): loss, jitter, round-trip time and how many reports carried one.
+  function collectRemoteInbound() {
+    for (const [, p] of peers) {
+      p.pc.getStats().then((report) => {
+        for (const s of report.values()) {
+          if (s.type !== 'remote-inbound-rtp' || s.kind !== 'audio') continue;
+          p.remoteInbound = { packetsLost: s.packetsLost, fractionLost: s.fractionLost, jitter: s.jitter, roundTripTime: s.roundTripTime, roundTripTimeMeasurements: s.roundTripTimeMeasurements };
+        }
+      }).catch(() => {});
+    }
+  }
+
   function updateStatus() {
     status.peers = {};
     for (const [id, p] of peers) {
-      status.peers[id] = { state: p.state, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState, gathering: p.pc.iceGatheringState, dominantHz: p.dominantHz, level: Number(p.level.toFixed(4)) };
+      status.peers[id] = { state: p.state, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState, gathering: p.pc.iceGatheringState, dominantHz: p.dominantHz, level: Number(p.level.toFixed(4)), remoteInbound: p.remoteInbound };
     }
     // What the participants list shows: who is speaking and whose microphone is on.
     status.speaking = {};
@@ -424,6 +437,7 @@
       }
     }, 100);
     setInterval(() => {
+      collectRemoteInbound();
       updateStatus();
       const body = JSON.stringify(status);
       console.log('PEERD_STATUS ' + body);
