@@ -46,6 +46,16 @@ import Testing
         return ids.allSatisfy { id in (after[id] ?? 0) - (before[id] ?? 0) >= packets }
     }
 
+    /// Whether every page's getStats shows peerd's reception reports about the page's audio
+    /// (remote-inbound-rtp with a round-trip time: a report block whose LSR/DLSR answer the page's SR).
+    static func pagesSeePeerdsReports(room: InteropRoom, pages: [BrowserPage]) async -> Bool {
+        let reports = await room.reports()
+        return pages.allSatisfy { page in
+            guard let inbound = reports[page.name]?.peers?[Interop.peerdID]?.remoteInbound else { return false }
+            return (inbound.roundTripTimeMeasurements ?? 0) >= 1 && (inbound.roundTripTime ?? 0) > 0
+        }
+    }
+
     /// Checks both directions for `pages` at the end of a session and prints the table.
     static func checkBothDirections(case name: String, pages: [BrowserPage], reports: [String: PageStatus],
                                     summaries: [PeerSummary], mesh: Bool = false) {
@@ -94,6 +104,13 @@ import Testing
         }
         #expect(flowing, "audio flows both ways between Firefox and peerd")
         if flowing { try await Task.sleep(for: .seconds(3)) }
+        // peerd sends; its sender reports carry the report block about Firefox's audio.
+        let reportsSeen = await Interop.waitUntil("Firefox shows peerd's report blocks with a round-trip time", timeout: .seconds(15)) {
+            await Self.pagesSeePeerdsReports(room: room, pages: [firefox])
+        }
+        let firefoxInbound = await room.reports()["firefox"]?.peers?[Interop.peerdID]?.remoteInbound
+        print("[interop] Firefox's remote-inbound-rtp for peerd: \(String(describing: firefoxInbound))")
+        #expect(reportsSeen, "Firefox's remote-inbound-rtp shows peerd's report blocks: \(String(describing: firefoxInbound))")
         let reports = await room.reports()
         #expect(reports["firefox"]?.seenSpeaking?[Interop.peerdID] == true, "Firefox showed peerd speaking")
         await bot.stop()
@@ -178,6 +195,10 @@ import Testing
         }
         #expect(flowing, "every page hears peerd and every other page; peerd receives every page")
         if flowing { try await Task.sleep(for: .seconds(3)) }
+        let reportsSeen = await Interop.waitUntil("every page shows peerd's report blocks with a round-trip time", timeout: .seconds(15)) {
+            await Self.pagesSeePeerdsReports(room: room, pages: pages)
+        }
+        #expect(reportsSeen, "each page's remote-inbound-rtp shows peerd's report blocks")
         let reports = await room.reports()
         let peerdGlares = capture.count(containing: "glare with")
         let pageGlares = reports.values.reduce(0) { $0 + ($1.glares ?? 0) }
