@@ -11,7 +11,11 @@ After --duration seconds it prints one JSON line on stdout:
   {"heard": {peer_id: dominant_hz}, "connected": [peer_id, ...],
    "first_audio_s": {peer_id: seconds from the peer appearing in the room (or
                      signalling us) to its first audible frame},
-   "audio_s": {peer_id: seconds of audio received}}
+   "audio_s": {peer_id: seconds of audio received},
+   "remote_inbound": {peer_id: {"packets_lost", "fraction_lost", "jitter",
+                      "round_trip_time"}: what the peer's RTCP report blocks said
+                      about our audio (aiortc's remote-inbound-rtp; the round-trip
+                      time is null until a block's LSR/DLSR answered our SR)}}
 and exits 0. Diagnostics go to stderr.
 
 Requires: pip install aiortc websockets (numpy and av come with aiortc).
@@ -147,6 +151,7 @@ class Participant:
         self.first_audio: dict[str, float] = {}
         self.first_seen: dict[str, float] = {}
         self.connected: set[str] = set()
+        self.remote_inbound: dict[str, dict] = {}
         self.join_time = None
         self.tasks: set[asyncio.Task] = set()
 
@@ -306,6 +311,18 @@ class Participant:
                 await self.send({"тип": "покинуть-комнату", "комната_id": self.room, "пользователь_id": self.my_id})
             except Exception:
                 pass
+        for peer, pc in list(self.pcs.items()):
+            try:
+                report = await pc.getStats()
+            except Exception as error:
+                log.warning("getStats for %s failed: %s", peer, error)
+                continue
+            for stats in report.values():
+                if getattr(stats, "type", None) == "remote-inbound-rtp" and stats.kind == "audio":
+                    self.remote_inbound[peer] = {
+                        "packets_lost": stats.packetsLost, "fraction_lost": stats.fractionLost,
+                        "jitter": stats.jitter, "round_trip_time": stats.roundTripTime,
+                    }
         for peer in list(self.pcs):
             await self.close_pc(peer)
 
@@ -345,6 +362,7 @@ class Participant:
             "connected": sorted(self.connected),
             "first_audio_s": {k: round(v, 3) for k, v in self.first_audio.items()},
             "audio_s": audio_s,
+            "remote_inbound": self.remote_inbound,
         }
 
 

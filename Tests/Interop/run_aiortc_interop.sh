@@ -127,7 +127,7 @@ run_scenario() {
     local serve_pid=$!
     if ! wait_for_port "$port"; then
         kill "$serve_pid" 2>/dev/null
-        RESULTS+=("$order|-|-|-|-|server did not start (see $tmp/serve.log)"); FAILED=1; return
+        RESULTS+=("$order|-|-|-|-|-|-|server did not start (see $tmp/serve.log)"); FAILED=1; return
     fi
 
     local t0; t0=$(date +%s.%N)
@@ -157,17 +157,23 @@ run_scenario() {
     kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null
 
     # Direction 1: peerd -> aiortc.
-    local heard first_aiortc connected
-    read -r heard first_aiortc connected < <("$PYTHON" - "$tmp/aiortc.json" "$peerd_id" <<'EOF'
+    # And what peerd's RTCP report blocks told aiortc about its audio (remote-inbound-rtp): the
+    # round-trip time aiortc computed from their LSR/DLSR, in ms, and the loss they reported.
+    local heard first_aiortc connected report_rtt report_lost
+    read -r heard first_aiortc connected report_rtt report_lost < <("$PYTHON" - "$tmp/aiortc.json" "$peerd_id" <<'EOF'
 import json, sys
 try:
     lines = [l for l in open(sys.argv[1]).read().splitlines() if l.strip()]
     r = json.loads(lines[-1])
 except Exception:
-    print("none none no"); sys.exit(0)
+    print("none none no none none"); sys.exit(0)
 p = sys.argv[2]
+inbound = r.get("remote_inbound", {}).get(p) or {}
+rtt = inbound.get("round_trip_time")
+lost = inbound.get("packets_lost")
 print(r["heard"].get(p, "none"), r.get("first_audio_s", {}).get(p, "none"),
-      "yes" if p in r.get("connected", []) else "no")
+      "yes" if p in r.get("connected", []) else "no",
+      "none" if rtt is None else round(rtt * 1000, 1), "none" if lost is None else lost)
 EOF
 )
     # Direction 2: aiortc -> peerd (the recording).
@@ -212,6 +218,8 @@ EOF
     if [ "$heard" = none ]; then ok=0; why+=("aiortc heard nothing from $peerd_id")
     elif ! "$PYTHON" -c "import sys; sys.exit(0 if abs($heard-$PEERD_TONE)<=$TOLERANCE else 1)"; then
         ok=0; why+=("aiortc heard $heard Hz from peerd, want $PEERD_TONE±$TOLERANCE"); fi
+    if [ "$report_rtt" = none ]; then ok=0; why+=("aiortc got no report block from peerd with a round-trip time (remote-inbound-rtp)")
+    elif [ "$report_lost" != 0 ]; then ok=0; why+=("peerd reported $report_lost packets of aiortc's lost on loopback"); fi
     if [ "$rec_hz" = none ]; then ok=0; why+=("no decodable audio in $ogg ($(stat -c %s "$ogg" 2>/dev/null || echo missing) bytes)")
     else
         "$PYTHON" -c "import sys; sys.exit(0 if abs($rec_hz-$AIORTC_TONE)<=$TOLERANCE else 1)" \
@@ -227,7 +235,7 @@ EOF
     elif [ "${KEEP:-0}" != 1 ]; then
         rm -rf "$tmp"
     fi
-    RESULTS+=("$order|$heard|$first_aiortc|$rec_hz|$rec_s|$first_peerd|$verdict")
+    RESULTS+=("$order|$heard|$first_aiortc|$rec_hz|$rec_s|$first_peerd|$report_rtt|$verdict")
 }
 
 case "$MODE" in
@@ -238,13 +246,13 @@ case "$MODE" in
 esac
 
 echo
-printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %s\n" \
-    "order" "aiortc heard peerd Hz" "1st audio s" "peerd recorded aiortc Hz" "audio s" "1st audio s" "result"
-printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %s\n" \
-    "" "(want $PEERD_TONE)" "at aiortc" "(want $AIORTC_TONE)" "(>= $MIN_AUDIO_S)" "at peerd" ""
+printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %-15s | %s\n" \
+    "order" "aiortc heard peerd Hz" "1st audio s" "peerd recorded aiortc Hz" "audio s" "1st audio s" "RTT ms" "result"
+printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %-15s | %s\n" \
+    "" "(want $PEERD_TONE)" "at aiortc" "(want $AIORTC_TONE)" "(>= $MIN_AUDIO_S)" "at peerd" "(peerd's RTCP)" ""
 for r in "${RESULTS[@]}"; do
-    IFS='|' read -r o h fa rh rs fp v <<<"$r"
-    printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %s\n" "$o" "$h" "$fa" "$rh" "$rs" "$fp" "$v"
+    IFS='|' read -r o h fa rh rs fp rt v <<<"$r"
+    printf "%-13s | %-22s | %-12s | %-24s | %-10s | %-12s | %-15s | %s\n" "$o" "$h" "$fa" "$rh" "$rs" "$fp" "$rt" "$v"
 done
 if [ $FAILED = 0 ]; then echo "OK: aiortc interop passed"; exit 0; fi
 echo "FAILED: aiortc interop (logs kept in the directories above)" >&2
