@@ -331,8 +331,9 @@
     }, 250);
   }
 
-  // What the other side reports about the audio this page sends (its RTCP receiver reports, as
-  // getStats' remote-inbound-rtp): loss, jitter, round-trip time and how many reports carried one.
+  // What the other side reports about the audio this page sends (the report blocks of its RTCP
+  // receiver or sender reports, as getStats' remote-inbound-rtp): loss, jitter, round-trip time and
+  // how many reports carried one.
   function collectRemoteInbound() {
     for (const [, p] of peers) {
       p.pc.getStats().then((report) => {
