@@ -27,6 +27,20 @@ if [[ $status -eq 0 ]]; then
     fi
 fi
 
+# A recording peerd in a room that participants keep joining, leaving and dying in: every
+# recording finalized with its tone, no descriptor, thread or memory growth (Benchmarks/soak/churn.py).
+churn_status=0
+if [[ $status -eq 0 ]]; then
+    echo "soak: participants joining and leaving a recording peerd"
+    if python3 Benchmarks/soak/churn.py --cycles 12 --parallel 3 --hold 1.5 --warmup 4 > artifacts/churn.log 2>&1; then
+        grep -E '^churn: ' artifacts/churn.log
+    else
+        tail -n 30 artifacts/churn.log
+        echo "soak: churn FAILED (artifacts/churn.log)"
+        churn_status=1
+    fi
+fi
+
 fuzz_status=0
 if [[ "${PEERD_SKIP_FUZZ:-0}" != "1" ]]; then
     ./scripts/fuzz.sh "${PEERD_FUZZ_SECONDS:-20}" || fuzz_status=$?
@@ -36,7 +50,7 @@ summary=$(grep -E 'Test run with [0-9]+ tests? ' "$log" | tail -n 1)
 total=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
 failed=$(grep -oE 'with [0-9]+ issues?' <<<"$summary" | grep -oE '[0-9]+' || true)
 [[ -n "$total" ]] || total=0
-if [[ $status -ne 0 || $fuzz_status -ne 0 || $interop_status -ne 0 ]]; then
+if [[ $status -ne 0 || $fuzz_status -ne 0 || $interop_status -ne 0 || $churn_status -ne 0 ]]; then
     failures=$(grep -cE '^✘ Test .* (failed|recorded)' "$log" || true)
     echo "tests: $(( total - ${failures:-0} )) passed, ${failures:-1} failed"
     exit 1

@@ -229,6 +229,8 @@ struct JoinCommand: AsyncParsableCommand {
         for summary in await bot.summaries() {
             logger.info("\(summary.id): \(summary.packetsReceived) packets\(summary.recording.map { ", recorded to \($0)" } ?? "")")
         }
+        let earlier = await bot.departuresNotSummarized()
+        if earlier > 0 { logger.info("and \(earlier) earlier participant(s) who left (see events.jsonl)") }
     }
 }
 

@@ -87,8 +87,13 @@ final class RoomBot: @unchecked Sendable {
     let logger: Logger
     private let certificate: DTLSCertificate
     private var peers: [String: RemotePeer] = [:]
-    /// Summaries of participants who left (their files are finalized).
+    /// Summaries of participants who left (their files are finalized), the last
+    /// `keptDepartures` of them: a bot that records a room for days must not grow with every visit.
     private var departed: [PeerSummary] = []
+    /// How many departures fell out of `departed` (older than the kept ones).
+    private var forgottenDepartures = 0
+    /// How many departed participants' summaries and final statistics are kept.
+    static let keptDepartures = 256
     /// Serial of the last `RemotePeer` made (see `RemotePeer.serial`).
     private var nextPeerSerial = 0
     /// Events dropped because their driver belongs to a peer object that was replaced or removed.
@@ -223,11 +228,17 @@ final class RoomBot: @unchecked Sendable {
         try? await loop.submit { self.events.close() }.get()
     }
 
-    /// Everyone peerd had a connection with: present participants first, then those who left.
+    /// Everyone peerd had a connection with: present participants first, then the last
+    /// `keptDepartures` who left.
     func summaries() async -> [PeerSummary] {
         (try? await loop.submit {
             self.peers.values.sorted { $0.id < $1.id }.map(self.summary) + self.departed
         }.get()) ?? []
+    }
+
+    /// Departed participants no longer in `summaries()` (more than `keptDepartures` left).
+    func departuresNotSummarized() async -> Int {
+        (try? await loop.submit { self.forgottenDepartures }.get()) ?? 0
     }
 
     private func summary(_ peer: RemotePeer) -> PeerSummary {
@@ -351,12 +362,18 @@ final class RoomBot: @unchecked Sendable {
             var final = peer.statistics()
             final.connectionState = "closed"
             closedStats.append(final)
-            if closedStats.count > 256 { closedStats.removeFirst() }
+            if closedStats.count > Self.keptDepartures { closedStats.removeFirst() }
         }
         sendBye(peer)
         peer.finishRecording()
         peer.phase = .closed
-        if peer.packetsReceived > 0 || peer.driver != nil { departed.append(summary(peer)) }
+        if peer.packetsReceived > 0 || peer.driver != nil {
+            departed.append(summary(peer))
+            if departed.count > Self.keptDepartures {
+                departed.removeFirst()
+                forgottenDepartures += 1
+            }
+        }
         if let driver = peer.driver { Task { await driver.close() } }
     }
 
