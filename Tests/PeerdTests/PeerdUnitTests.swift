@@ -82,6 +82,37 @@ import Signaling
         await bot.stop()
     }
 
+    /// A bot that records a room for days sees thousands of participants come and go: what it keeps
+    /// about those who left (their summaries and final statistics) is the last `keptDepartures`.
+    @Test func aBotKeepsOnlyTheLastDeparturesOfALongRoom() async throws {
+        let bot = try makeBot()
+        let batches = 6, perBatch = 50
+        for batch in 0..<batches {
+            let ids = Set((0..<perBatch).map { "visitor-\(batch)-\($0)" })
+            await bot.inject(members(ids.sorted()))
+            // Each gets a connection (a driver with its sockets) before leaving.
+            var attached = false
+            for _ in 0..<200 where !attached {
+                let present = await bot.summaries().filter { ids.contains($0.id) && $0.phase != "closed" }
+                attached = present.count == perBatch && present.allSatisfy { $0.iceState != "-" }
+                if !attached { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(attached, "batch \(batch): every visitor has a connection")
+            await bot.inject(members([]))
+        }
+        let summaries = await bot.summaries()
+        #expect(summaries.count == RoomBot.keptDepartures)
+        #expect(summaries.allSatisfy { $0.phase == "closed" })
+        #expect(await bot.departuresNotSummarized() == batches * perBatch - RoomBot.keptDepartures)
+        let kept = Set(summaries.map(\.id))
+        let dropped = batches * perBatch - RoomBot.keptDepartures
+        #expect((0..<perBatch).filter { kept.contains("visitor-0-\($0)") }.count == perBatch - dropped, "the oldest are dropped")
+        #expect((1..<batches).allSatisfy { batch in (0..<perBatch).allSatisfy { kept.contains("visitor-\(batch)-\($0)") } },
+                "every later departure is kept")
+        #expect(await bot.statistics().isEmpty, "no connection left")
+        await bot.stop()
+    }
+
     @Test func hostileIdsRecordInsideTheDirectoryOnly() throws {
         let base = NSTemporaryDirectory() + "peerd-hostile-\(UUID().uuidString)"
         let directory = base + "/rec"
