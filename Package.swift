@@ -36,6 +36,8 @@ let package = Package(
         // What Swift cannot import: OpenSSL macros, opus_*_ctl requests, ALSA's error handler.
         // Also libsrtp2's cipher and HMAC types on OpenSSL (srtp_openssl.c).
         .target(name: "CShims", dependencies: ["COpenSSL", "CSRTP", "COpus", "CALSA"]),
+        // glibc's heap figures (mallinfo2), which the Glibc module does not import.
+        .target(name: "CMemory"),
 
         // Ring 1 + 2: wire codecs and sans-IO cores.
         .target(name: "Wire", swiftSettings: strict),
@@ -56,6 +58,7 @@ let package = Package(
             name: "Signaling",
             dependencies: [
                 "Wire",
+                "CMemory",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -94,7 +97,7 @@ let package = Package(
         .target(name: "CFuzzSupport"),
         .executableTarget(name: "peerd-fuzz", dependencies: ["ICE", "RTP", "SDP", "CFuzzSupport"], path: "Fuzz/peerd-fuzz"),
         // Benchmarks: `swift run -c release peerd-bench`.
-        .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection"], path: "Benchmarks/peerd-bench"),
+        .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection", "CMemory"], path: "Benchmarks/peerd-bench"),
         // Media receive load: `swift run -c release peerd-load sweep` (N sending peers at one receiving peerd).
         .executableTarget(
             name: "peerd-load",

@@ -29,6 +29,7 @@ fi
 
 # A recording peerd in a room that participants keep joining, leaving and dying in: every
 # recording finalized with its tone, no descriptor, thread or memory growth (Benchmarks/soak/churn.py).
+# Then the room server under thousands of short-lived clients: everything given back (Benchmarks/soak/rooms.py).
 churn_status=0
 if [[ $status -eq 0 ]]; then
     echo "soak: participants joining and leaving a recording peerd"
@@ -37,6 +38,14 @@ if [[ $status -eq 0 ]]; then
     else
         tail -n 30 artifacts/churn.log
         echo "soak: churn FAILED (artifacts/churn.log)"
+        churn_status=1
+    fi
+    echo "soak: thousands of clients joining and leaving the room server"
+    if python3 Benchmarks/soak/rooms.py > artifacts/rooms-soak.log 2>&1; then
+        grep -E '^rooms soak: ' artifacts/rooms-soak.log
+    else
+        tail -n 20 artifacts/rooms-soak.log
+        echo "soak: room server FAILED (artifacts/rooms-soak.log)"
         churn_status=1
     fi
 fi

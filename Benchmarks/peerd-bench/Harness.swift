@@ -1,3 +1,4 @@
+import CMemory
 import Wire
 
 #if canImport(Glibc)
@@ -123,24 +124,11 @@ func currentResidentKiB() -> Int? {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
 }
 
-/// Bytes the C heap has handed out (glibc `mallinfo2`: small blocks in use plus mmapped blocks).
-///
-/// Swift's Glibc module does not import `<malloc.h>`, so `mallinfo2` is looked up with `dlsym`.
-/// It returns a 10-word struct, which the x86-64 System V ABI returns through a hidden pointer
-/// passed as the first argument: calling it as `(UnsafeMutableRawPointer) -> Void` is the same
-/// call. Elsewhere this falls back to the resident set size.
+/// Bytes the C heap has handed out (glibc `mallinfo2`: small blocks in use plus mmapped blocks);
+/// the resident set size where the C library has no `mallinfo2`.
 func heapBytesInUse() -> Int {
-    #if arch(x86_64) && os(Linux)
-    typealias MallInfo2 = @convention(c) (UnsafeMutableRawPointer) -> Void
-    if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallinfo2") {
-        let call = unsafeBitCast(symbol, to: MallInfo2.self)
-        var fields = [Int](repeating: 0, count: 10)
-        fields.withUnsafeMutableBytes { call($0.baseAddress!) }
-        // arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost
-        return fields[7] + fields[4]
-    }
-    #endif
-    return (currentResidentKiB() ?? 0) * 1024
+    let heap = Int(peerd_heap_bytes_in_use())
+    return heap > 0 ? heap : (currentResidentKiB() ?? 0) * 1024
 }
 
 /// The 1, 5 and 15 minute load averages, as in `uptime`.

@@ -1,3 +1,4 @@
+import CMemory
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -123,7 +124,10 @@ public actor RoomServer {
         }
         router.get("/health") { _, _ in
             let h = await hub.health()
-            let json = "{\"status\":\"ok\",\"connections\":\(h.connections),\"users\":\(h.users),\"rooms\":\(h.rooms)}"
+            // The process's C heap in use, so an operator (and the room soak) can tell growth from churn.
+            let heap = peerd_heap_bytes_in_use()
+            let json = "{\"status\":\"ok\",\"connections\":\(h.connections),\"users\":\(h.users),\"rooms\":\(h.rooms),"
+                + "\"heapBytesInUse\":\(heap)}"
             return Self.jsonResponse(json)
         }
         router.post("/report/{name}") { request, context in
@@ -145,19 +149,20 @@ public actor RoomServer {
             return Self.jsonResponse("{\(body)}")
         }
 
-        let wsRouter = Router(context: BasicWebSocketRequestContext.self)
-        let handler: WebSocketDataHandler<WebSocketRouterContext<BasicWebSocketRequestContext>> = { inbound, outbound, _ in
-            await Self.serveConnection(inbound: inbound, outbound: outbound, hub: hub, config: config, logger: logger)
-        }
-        wsRouter.ws("/", onUpgrade: handler)
-        wsRouter.ws("/ws", onUpgrade: handler)
-
+        // The upgrade is decided by path here rather than by a WebSocket router: hummingbird-websocket 2.8.1's
+        // router keeps each upgraded connection's request context in a box the context itself holds (a retain
+        // cycle), so every connection served through it left about 750 bytes behind for good.
         let plain = HTTPServerBuilder.http1WebSocketUpgrade(
-            webSocketRouter: wsRouter,
             configuration: .init(ws: .init(
                 maxFrameSize: config.maxMessageSize,
                 autoPing: .enabled(timePeriod: config.pingInterval),
-                closeTimeout: .seconds(1))))
+                closeTimeout: .seconds(1)))
+        ) { request, _, _ in
+            guard Self.isWebSocketPath(request.path) else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                await Self.serveConnection(inbound: inbound, outbound: outbound, hub: hub, config: config, logger: logger)
+            }
+        }
         let serverBuilder = try config.tls.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain
         let app = Application(
             router: router,
@@ -193,6 +198,13 @@ public actor RoomServer {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+
+    /// The WebSocket endpoints: `/` and `/ws`, whatever the query string.
+    static func isWebSocketPath(_ path: String?) -> Bool {
+        guard let path else { return false }
+        let withoutQuery = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return withoutQuery == "/" || withoutQuery == "/ws"
     }
 
     static func jsonString(_ s: String) -> String {

@@ -176,7 +176,7 @@ enum Chromium {
         var tone = ToneGenerator(frequency: toneHz, amplitude: 0.4)
         let wav = WAVFile(sampleRate: 48_000, channels: 1, samples: tone.next(frames: 48_000 * 10))
         let wavPath = (profile as NSString).appendingPathComponent("tone.wav")
-        FileManager.default.createFile(atPath: wavPath, contents: Data(wav.serialized()))
+        try Data(wav.serialized()).write(to: URL(fileURLWithPath: wavPath))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
@@ -187,8 +187,9 @@ enum Chromium {
         ]
         // Chromium's log goes to a file: a pipe nobody reads would fill up and block it.
         let output = (profile as NSString).appendingPathComponent("chromium.log")
-        FileManager.default.createFile(atPath: output, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: output)
+        // (If the log cannot be created, Chromium's stderr goes nowhere rather than into a pipe.)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: output) ?? FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         return Session(process: process, output: output, profile: profile)

@@ -318,6 +318,46 @@ struct ServerClientTests {
         try await task.value
     }
 
+    @Test func webSocketsUpgradeOnSlashAndSlashWsOnly() async throws {
+        let (server, port, task) = try await startServer()
+        defer { task.cancel() }
+        // Both endpoints, with or without a query string, serve the room protocol.
+        for path in ["/", "/ws", "/ws?room=general", "/?x=1"] {
+            let socket = try await RawSocket.connect(port: port, path: path)
+            try socket.send(ClientMessage.getRooms)
+            #expect(await socket.next(type: "комнаты-обновлены") != nil, "no reply on \(path)")
+            socket.close()
+            #expect(await socket.waitClosed(), "\(path) did not close")
+        }
+        // Other paths do not upgrade (and the page is still served over plain HTTP).
+        for path in ["/wss", "/health", "/ws/x"] {
+            await #expect(throws: TestFailure.self, "\(path) upgraded") { _ = try await RawSocket.connect(port: port, path: path) }
+        }
+        #expect(try await httpRequest(port: port, path: "/").status == 200)
+        // Health reports the heap in use (glibc's mallinfo2), and no connection is left.
+        let health = try json(try await httpRequest(port: port, path: "/health").body)
+        guard case .number(let heap)? = health["heapBytesInUse"] else {
+            Issue.record("no heapBytesInUse in /health")
+            return
+        }
+        #expect(heap > 100_000)
+        #expect(await server.health().connections == 0)
+        await server.shutdown()
+        try await task.value
+    }
+
+    @Test func webSocketPathMatching() {
+        #expect(RoomServer.isWebSocketPath("/"))
+        #expect(RoomServer.isWebSocketPath("/ws"))
+        #expect(RoomServer.isWebSocketPath("/ws?a=b?c"))
+        #expect(RoomServer.isWebSocketPath("/?"))
+        #expect(!RoomServer.isWebSocketPath(nil))
+        #expect(!RoomServer.isWebSocketPath(""))
+        #expect(!RoomServer.isWebSocketPath("/ws/"))
+        #expect(!RoomServer.isWebSocketPath("//ws"))
+        #expect(!RoomServer.isWebSocketPath("/app.js"))
+    }
+
     @Test func shutdownIsBoundedWithAStuckClient() async throws {
         let (server, port, task) = try await startServer { $0.shutdownTimeout = .seconds(2) }
         let fd = try await stuckWebSocket(port: port)

@@ -17,7 +17,8 @@ final class EventsLog {
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         guard let directory else { handle = nil; return }
         let path = (directory as NSString).appendingPathComponent("events.jsonl")
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        // A file that cannot be created leaves `handle` nil and no events are written (the bot checks at start that DIR is writable).
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         handle = FileHandle(forWritingAtPath: path)
         handle?.seekToEndOfFile()
     }
