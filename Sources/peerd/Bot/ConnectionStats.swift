@@ -98,7 +98,7 @@ struct ConnectionStats: Codable, Sendable, Equatable {
 }
 
 /// What `DIR/stats.json` holds: one snapshot of every current connection, and the final one of
-/// each connection that ended.
+/// each connection that ended. Compact JSON with sorted keys (`jq . stats.json` pretty-prints it).
 struct StatsSnapshot: Codable, Sendable {
     var peerd: String
     var room: String
@@ -108,9 +108,36 @@ struct StatsSnapshot: Codable, Sendable {
     var closedConnections: [ConnectionStats] = []
 
     func json() throws -> Data {
+        try Self.encoder.encode(self)
+    }
+
+    /// The same document, with the ended connections given already encoded (`encodeClosed`): they do not
+    /// change, and a long-running recorder rewrites the file every few seconds with up to 256 of them.
+    static func json(peerd: String, room: String, time: String, connections: [ConnectionStats], closed: [Data]) throws -> Data {
+        let live = try encoder.encode(StatsSnapshot(peerd: peerd, room: room, time: time, connections: connections))
+        // `live` is {"closedConnections":[],"connections":...}: sorted keys put the ended ones first.
+        let emptyClosed = Data(#"{"closedConnections":[],"#.utf8)
+        guard live.starts(with: emptyClosed) else { throw EncodingError.invalidValue(live, .init(codingPath: [], debugDescription: "unexpected layout")) }
+        var out = Data(#"{"closedConnections":["#.utf8)
+        out.reserveCapacity(live.count + closed.reduce(0) { $0 + $1.count + 1 })
+        for (index, fragment) in closed.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(fragment)
+        }
+        out.append(contentsOf: Data("],".utf8))
+        out.append(live[(live.startIndex + emptyClosed.count)...])
+        return out
+    }
+
+    /// One ended connection's final statistics, encoded once for every later `json(...)`.
+    static func encodeClosed(_ stats: ConnectionStats) throws -> Data {
+        try encoder.encode(stats)
+    }
+
+    private static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
     }
 }
 

@@ -121,8 +121,9 @@ final class RoomBot: @unchecked Sendable {
     private var roomMixTickDue = MonotonicTime.zero
     let mdns: MDNSLookup
     private let metrics: ConnectionMetrics
-    /// The last statistics of connections that ended (participants who left), newest last.
-    private var closedStats: [ConnectionStats] = []
+    /// The last statistics of connections that ended (participants who left), newest last, encoded
+    /// once as they end (they do not change; stats.json is rewritten every few seconds).
+    private var closedStatsJSON: [Data] = []
     private var nextStatsAt = MonotonicTime.now()
 
     init(options: RoomBotOptions, loop: any EventLoop, logger: Logger) throws {
@@ -361,8 +362,12 @@ final class RoomBot: @unchecked Sendable {
         if peer.driver != nil {
             var final = peer.statistics()
             final.connectionState = "closed"
-            closedStats.append(final)
-            if closedStats.count > Self.keptDepartures { closedStats.removeFirst() }
+            do {
+                closedStatsJSON.append(try StatsSnapshot.encodeClosed(final))
+                if closedStatsJSON.count > Self.keptDepartures { closedStatsJSON.removeFirst() }
+            } catch {
+                logger.warning("could not encode the final statistics of \(id): \(error)")
+            }
         }
         sendBye(peer)
         peer.finishRecording()
@@ -926,10 +931,10 @@ final class RoomBot: @unchecked Sendable {
         guard let path = statsPath else { return }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let snapshot = StatsSnapshot(peerd: options.id, room: options.room, time: formatter.string(from: Date()), connections: connections,
-                                     closedConnections: closedStats)
         do {
-            try snapshot.json().write(to: URL(fileURLWithPath: path), options: .atomic)
+            let json = try StatsSnapshot.json(peerd: options.id, room: options.room, time: formatter.string(from: Date()),
+                                              connections: connections, closed: closedStatsJSON)
+            try json.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             logger.warning("could not write \(path): \(error)")
         }
