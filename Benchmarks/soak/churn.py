@@ -35,26 +35,8 @@ import wave
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from soakutil import REPO, free_port, proc_figures, wait_until
 
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_figures(pid):
-    """Resident KiB, open descriptors and threads of process `pid`."""
-    rss = threads = None
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    return {"rss_kib": rss, "fds": fds, "threads": threads}
 
 
 def events(directory):
@@ -126,15 +108,6 @@ def check_recording(path, tone, minimum_seconds, decoded_dir):
     return True, f"{seconds:.2f} s, {dominant:.0f} Hz"
 
 
-def wait_until(condition, timeout, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll)
-    return condition()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peerd", default=os.environ.get("PEERD", os.path.join(REPO, ".build/debug/peerd")))
@@ -191,7 +164,7 @@ def main():
             sys.exit(f"FAIL: the recorder exited ({recorder.returncode}); see {logs}/recorder.log")
         started = proc_figures(recorder.pid)
         print(f"churn: {args.cycles} cycles x {args.parallel} participants, {args.hold:.1f} s of audio each, "
-              f"every {args.kill_every}th killed; recorder{' on one port' if args.shared_port else ''}: "
+              f"1 in {args.kill_every} killed; recorder{' on one port' if args.shared_port else ''}: "
               f"{started['rss_kib']} KiB, {started['fds']} fds, {started['threads']} threads at start")
         print("| cycle | joined | left | killed | cycle s | recorder RSS KiB | fds | threads | server RSS KiB | server fds |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -38,27 +38,15 @@ try:
 except ImportError:
     sys.exit("FAIL: needs the websockets package (pip install websockets)")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from soakutil import REPO, free_port, proc_figures, wait_until
+
+
 BATCH = 50
 KINDS = ("member", "vanished", "garbage", "lurker")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rfc3339_now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def proc_figures(pid):
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    threads = len(os.listdir(f"/proc/{pid}/task"))
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return {"fds": fds, "threads": threads, "rss_kib": rss}
 
 
 def health(port):
@@ -125,15 +113,6 @@ async def wave(url, number):
                                    return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     return BATCH - len(errors), errors
-
-
-def wait_until(condition, timeout, poll=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll)
-    return condition()
 
 
 def main():
