@@ -32,10 +32,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--ping-interval` as the server configuration takes it (milliseconds).
+    var pingPeriod: Duration { .milliseconds(Int64((pingInterval * 1000).rounded())) }
+
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        let server = RoomServer(configuration: .init(
-            host: host, port: port, pingInterval: .milliseconds(Int64((pingInterval * 1000).rounded()))))
+        let server = RoomServer(configuration: .init(host: host, port: port, pingInterval: pingPeriod))
         let runner = Task { try await server.run() }
         if let bound = await server.waitUntilListening() {
             print("room server on http://\(host):\(bound)/ (WebSocket ws://\(host):\(bound)/ws)")

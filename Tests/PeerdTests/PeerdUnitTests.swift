@@ -236,6 +236,16 @@ import Signaling
     }
 }
 
+@Suite struct ServeCommandTests {
+    @Test func pingIntervalIsParsedAndBounded() throws {
+        #expect(try ServeCommand.parse([]).pingPeriod == .seconds(20))
+        #expect(try ServeCommand.parse(["--ping-interval", "1.5"]).pingPeriod == .milliseconds(1500))
+        for bad in ["0", "0.01", "3601", "nan", "-2"] {
+            #expect(throws: (any Error).self, "--ping-interval \(bad) accepted") { _ = try ServeCommand.parse(["--ping-interval", bad]) }
+        }
+    }
+}
+
 /// Log lines collected for assertions. Guarded by `lock`, which makes the `@unchecked Sendable` safe.
 final class CollectedLog: @unchecked Sendable {
     private let lock = NSLock()
