@@ -28,12 +28,13 @@ if [[ $status -eq 0 ]]; then
 fi
 
 # A recording peerd in a room that participants keep joining, leaving and dying in: every
-# recording finalized with its tone, no descriptor, thread or memory growth (Benchmarks/soak/churn.py).
+# recording finalized with its tone, no descriptor, thread or memory growth, the room server restarted
+# twice under it (Benchmarks/soak/churn.py).
 # Then the room server under thousands of short-lived clients: everything given back (Benchmarks/soak/rooms.py).
 churn_status=0
 if [[ $status -eq 0 ]]; then
     echo "soak: participants joining and leaving a recording peerd"
-    if python3 Benchmarks/soak/churn.py --cycles 12 --parallel 3 --hold 1.5 --warmup 4 > artifacts/churn.log 2>&1; then
+    if python3 Benchmarks/soak/churn.py --cycles 12 --parallel 3 --hold 1.5 --warmup 4 --server-restart-every 4 > artifacts/churn.log 2>&1; then
         grep -E '^churn: ' artifacts/churn.log
     else
         tail -n 30 artifacts/churn.log

@@ -9,15 +9,17 @@ with about the time the participant talked, of the participant's own tone (domin
 
 Every participant is a real `peerd join` process with its own tone; the participants of a cycle
 also connect to each other (a full mesh, as browsers do). The recorder is `peerd join --record`,
-optionally on one shared UDP port (`--shared-port`, as `peerd join --port`).
+optionally on one shared UDP port (`--shared-port`, as `peerd join --port`). With
+`--server-restart-every N` the room server is restarted (SIGTERM, then started again on its port)
+before every Nth cycle, as a redeploy would: the recorder must reconnect and rejoin each time.
 
 Fails (exit 1) when a recording is missing, not finalized, too short or of the wrong tone, when the
 recorder's descriptors or threads after the last cycle exceed those after the warm-up cycles, when
 its memory grows by more than --max-growth-kib per participant after the warm-up, or when it does not
-leave within 2 s of SIGTERM.
+leave within 2 s of SIGTERM, or does not rejoin within 20 s of a server restart.
 
 Usage: Benchmarks/soak/churn.py [--peerd PATH] [--cycles 40] [--parallel 4] [--hold 2]
-                                [--kill-every 3] [--warmup 3] [--shared-port] [--keep]
+                                [--kill-every 3] [--warmup 3] [--server-restart-every N] [--shared-port] [--keep]
 Needs: python3 with numpy, opusdec (opus-tools).
 """
 import argparse
@@ -119,6 +121,9 @@ def main():
     parser.add_argument("--max-growth-kib", type=float, default=32.0,
                         help="allowed RSS growth per participant after the warm-up (a connection that is never freed "
                              "holds about 90 KiB: DTLS, SRTP, ICE, recorder buffers)")
+    parser.add_argument("--server-restart-every", type=int, default=0,
+                        help="restart the room server before every Nth cycle (0: never); the recorder must "
+                             "reconnect and rejoin each time")
     parser.add_argument("--shared-port", action="store_true", help="the recorder uses one UDP port (peerd join --port)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", help="write the per-cycle figures here")
@@ -149,9 +154,18 @@ def main():
     failures = []
     rows = []
     try:
-        server = launch("serve", ["serve", "--port", str(http_port)])
-        if not wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", http_port)) == 0, 10):
-            sys.exit("FAIL: the room server did not listen")
+        def start_server(name):
+            process = launch(name, ["serve", "--port", str(http_port)])
+            if not wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", http_port)) == 0, 10):
+                sys.exit(f"FAIL: the room server did not listen; see {logs}/{name}.log")
+            return process
+
+        def rejoins():
+            with open(os.path.join(logs, "recorder.log"), errors="replace") as f:
+                return sum(1 for line in f if "signaling reconnected" in line and "rejoined room" in line)
+
+        server = start_server("serve")
+        restarts = 0
         recorder_args = ["join", url, "--room", "general", "--id", "recorder", "--name", "Recorder",
                          "--record", record, "--loopback", "--no-status", "--offer-delay", "1"]
         if args.shared_port:
@@ -171,6 +185,19 @@ def main():
         participants = []  # (id, tone, killed)
         ordinal = 0
         for cycle in range(1, args.cycles + 1):
+            if args.server_restart_every > 0 and cycle > 1 and (cycle - 1) % args.server_restart_every == 0:
+                # A redeployed room server: the recorder must notice, reconnect and rejoin, and keep recording.
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    failures.append(f"cycle {cycle}: the room server did not stop within 5 s of SIGTERM")
+                    server.kill()
+                    server.wait()
+                restarts += 1
+                server = start_server(f"serve-{restarts}")
+                if not wait_until(lambda: rejoins() >= restarts, 20):
+                    failures.append(f"cycle {cycle}: the recorder did not rejoin within 20 s of server restart {restarts}")
             cycle_start = time.monotonic()
             current = []
             for slot in range(args.parallel):
@@ -285,6 +312,8 @@ def main():
               f"{len(participants) - bad} recordings finalized with their tone and duration; {memory}")
         if leave_seconds is not None:
             print(f"churn: the recorder left on SIGTERM in {leave_seconds:.2f} s")
+        if restarts:
+            print(f"churn: the room server restarted {restarts} times; the recorder rejoined {rejoins()} times")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"rows": rows, "started": started, "failures": failures, "growth_kib_per_cycle": growth}, f, indent=1)
