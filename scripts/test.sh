@@ -41,6 +41,14 @@ if [[ $status -eq 0 ]]; then
         echo "soak: churn FAILED (artifacts/churn.log)"
         churn_status=1
     fi
+    echo "soak: the same with decoded (WAV) recordings"
+    if python3 Benchmarks/soak/churn.py --format wav --cycles 10 --parallel 3 --hold 1.5 --warmup 3 > artifacts/churn-wav.log 2>&1; then
+        grep -E '^churn: ' artifacts/churn-wav.log
+    else
+        tail -n 30 artifacts/churn-wav.log
+        echo "soak: churn (WAV) FAILED (artifacts/churn-wav.log)"
+        churn_status=1
+    fi
     echo "soak: thousands of clients joining and leaving the room server"
     if python3 Benchmarks/soak/rooms.py > artifacts/rooms-soak.log 2>&1; then
         grep -E '^rooms soak: ' artifacts/rooms-soak.log

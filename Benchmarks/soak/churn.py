@@ -4,8 +4,8 @@
 What a bot that records a room for days goes through: participants come, talk, and go, some by
 leaving and some by dying (their process killed, as a closed laptop or a crashed tab). After every
 cycle this checks the recorder's process from /proc -- resident memory, open file descriptors,
-threads -- and at the end every recording: one finalized Ogg Opus file per participant (EOS page),
-with about the time the participant talked, of the participant's own tone (dominant frequency).
+threads -- and at the end every recording: one finalized file per participant (Ogg Opus: an EOS page;
+`--format wav`, decoded: RIFF and data sizes that match the file), with about the time the participant talked, of the participant's own tone (dominant frequency).
 
 Every participant is a real `peerd join` process with its own tone; the participants of a cycle
 also connect to each other (a full mesh, as browsers do). The recorder is `peerd join --record`,
@@ -19,7 +19,8 @@ its memory grows by more than --max-growth-kib per participant after the warm-up
 leave within 2 s of SIGTERM, or does not rejoin within 20 s of a server restart.
 
 Usage: Benchmarks/soak/churn.py [--peerd PATH] [--cycles 40] [--parallel 4] [--hold 2]
-                                [--kill-every 3] [--warmup 3] [--server-restart-every N] [--shared-port] [--keep]
+                                [--kill-every 3] [--warmup 3] [--server-restart-every N] [--format ogg|wav]
+                                [--shared-port] [--keep]
 Needs: python3 with numpy, opusdec (opus-tools).
 """
 import argparse
@@ -37,7 +38,7 @@ import wave
 
 import numpy as np
 
-from soakutil import REPO, free_port, proc_figures, wait_until
+from soakutil import REPO, free_port, proc_figures, wait_or_kill, wait_until
 
 
 
@@ -78,10 +79,60 @@ def ogg_pages(path):
     return pages
 
 
+def wav_finalized(path):
+    """(finalized, seconds): a WAV whose RIFF and data sizes were written at close and match the file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 44 or data[0:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False, 0.0
+    if struct.unpack_from("<I", data, 4)[0] != len(data) - 8:
+        return False, 0.0
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk, size = data[offset:offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        if chunk == b"fmt ":
+            channels, rate = struct.unpack_from("<HI", data, offset + 10)
+        elif chunk == b"data":
+            return offset + 8 + size == len(data), size / 2 / channels / rate
+        offset += 8 + size + (size & 1)
+    return False, 0.0
+
+
+def dominant_frequency(wav_path):
+    with wave.open(wav_path) as w:
+        channels, rate = w.getnchannels(), w.getframerate()
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
+    if channels > 1:
+        samples = samples.reshape(-1, channels)[:, 0]
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum[1:])) + 1]
+
+
+def finalized(path):
+    """Whether the recording at `path` (.ogg or .wav) has been closed properly."""
+    try:
+        if path.endswith(".wav"):
+            return wav_finalized(path)[0]
+        pages = ogg_pages(path)
+        return bool(pages) and pages[-1][0] & 0x04 != 0
+    except (OSError, ValueError, struct.error):
+        return False
+
+
 def check_recording(path, tone, minimum_seconds, decoded_dir):
     """Returns (ok, description)."""
     if not os.path.exists(path):
         return False, "no file"
+    if path.endswith(".wav"):
+        ok, seconds = wav_finalized(path)
+        if not ok:
+            return False, "not finalized (RIFF or data size not written at close)"
+        if seconds < minimum_seconds:
+            return False, f"{seconds:.2f} s of audio (< {minimum_seconds:.2f})"
+        dominant = dominant_frequency(path)
+        if abs(dominant - tone) > 15:
+            return False, f"{seconds:.2f} s, dominant {dominant:.0f} Hz, expected {tone:.0f} Hz"
+        return True, f"{seconds:.2f} s, {dominant:.0f} Hz"
     try:
         pages = ogg_pages(path)
     except ValueError as error:
@@ -98,13 +149,7 @@ def check_recording(path, tone, minimum_seconds, decoded_dir):
     result = subprocess.run(["opusdec", "--quiet", "--rate", "48000", path, wav_path], capture_output=True)
     if result.returncode != 0:
         return False, f"opusdec failed: {result.stderr.decode(errors='replace').strip()}"
-    with wave.open(wav_path) as w:
-        channels, rate = w.getnchannels(), w.getframerate()
-        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
-    if channels > 1:
-        samples = samples.reshape(-1, channels)[:, 0]
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    dominant = np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum[1:])) + 1]
+    dominant = dominant_frequency(wav_path)
     if abs(dominant - tone) > 15:
         return False, f"{seconds:.2f} s, dominant {dominant:.0f} Hz, expected {tone:.0f} Hz"
     return True, f"{seconds:.2f} s, {dominant:.0f} Hz"
@@ -124,6 +169,8 @@ def main():
     parser.add_argument("--server-restart-every", type=int, default=0,
                         help="restart the room server before every Nth cycle (0: never); the recorder must "
                              "reconnect and rejoin each time")
+    parser.add_argument("--format", choices=["ogg", "wav"], default="ogg",
+                        help="the recorder's --format: Ogg Opus pass-through or decoded WAV")
     parser.add_argument("--shared-port", action="store_true", help="the recorder uses one UDP port (peerd join --port)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", help="write the per-cycle figures here")
@@ -167,7 +214,8 @@ def main():
         server = start_server("serve")
         restarts = 0
         recorder_args = ["join", url, "--room", "general", "--id", "recorder", "--name", "Recorder",
-                         "--record", record, "--loopback", "--no-status", "--offer-delay", "1"]
+                         "--record", record, "--format", args.format, "--loopback", "--no-status",
+                         "--offer-delay", "1"]
         if args.shared_port:
             recorder_args += ["--port", str(free_port(socket.SOCK_DGRAM))]
         recorder = launch("recorder", recorder_args)
@@ -188,12 +236,8 @@ def main():
             if args.server_restart_every > 0 and cycle > 1 and (cycle - 1) % args.server_restart_every == 0:
                 # A redeployed room server: the recorder must notice, reconnect and rejoin, and keep recording.
                 server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(timeout=5)
-                except subprocess.TimeoutExpired:
+                if not wait_or_kill(server):
                     failures.append(f"cycle {cycle}: the room server did not stop within 5 s of SIGTERM")
-                    server.kill()
-                    server.wait()
                 restarts += 1
                 server = start_server(f"serve-{restarts}")
                 if not wait_until(lambda: rejoins() >= restarts, 20):
@@ -219,28 +263,19 @@ def main():
             for ident, tone, killed, process in current:
                 process.send_signal(signal.SIGKILL if killed else signal.SIGTERM)
             for ident, tone, killed, process in current:
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
+                if not wait_or_kill(process):
                     failures.append(f"cycle {cycle}: participant {ident} did not exit within 5 s of SIGTERM")
-                    process.kill()
-                    process.wait()
                 processes.remove(process)
                 participants.append((ident, tone, killed))
 
             def gone(ident):
                 return any(e.get("event") == "leave" and e.get("participant") == ident for e in events(record))
 
-            def finalized(ident):
-                path = os.path.join(record, ident + ".ogg")
-                try:
-                    pages = ogg_pages(path)
-                    return bool(pages) and pages[-1][0] & 0x04 != 0
-                except (OSError, ValueError):
-                    return False
+            def done(ident):
+                return gone(ident) and finalized(os.path.join(record, f"{ident}.{args.format}"))
 
-            if not wait_until(lambda: all(gone(p[0]) and finalized(p[0]) for p in current), 15):
-                stuck = [p[0] for p in current if not (gone(p[0]) and finalized(p[0]))]
+            if not wait_until(lambda: all(done(p[0]) for p in current), 15):
+                stuck = [p[0] for p in current if not done(p[0])]
                 failures.append(f"cycle {cycle}: {', '.join(stuck)} not left and finalized within 15 s")
             time.sleep(0.3)
             if recorder.poll() is not None:
@@ -274,7 +309,7 @@ def main():
         # Every participant's recording.
         bad = 0
         for ident, tone, killed in participants:
-            ok, description = check_recording(os.path.join(record, ident + ".ogg"), tone, args.hold * 0.75, decoded)
+            ok, description = check_recording(os.path.join(record, f"{ident}.{args.format}"), tone, args.hold * 0.75, decoded)
             if not ok:
                 bad += 1
                 failures.append(f"{ident} ({'killed' if killed else 'left'}, {tone} Hz): {description}")

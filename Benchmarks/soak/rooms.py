@@ -38,7 +38,7 @@ try:
 except ImportError:
     sys.exit("FAIL: needs the websockets package (pip install websockets)")
 
-from soakutil import REPO, free_port, proc_figures, wait_until
+from soakutil import REPO, free_port, proc_figures, wait_or_kill, wait_until
 
 
 BATCH = 50
@@ -187,10 +187,7 @@ def main():
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            if not wait_or_kill(server):
                 failures.append("the server did not stop within 5 s of SIGTERM")
     for failure in failures:
         print("FAIL:", failure)

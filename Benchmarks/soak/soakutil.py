@@ -1,6 +1,7 @@
 """What the soaks share: free ports, a process's /proc figures, polling."""
 import os
 import socket
+import subprocess
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,3 +34,14 @@ def wait_until(condition, timeout, poll=0.05):
             return True
         time.sleep(poll)
     return condition()
+
+
+def wait_or_kill(process, timeout=5):
+    """Waits for `process` to exit; kills it after `timeout` seconds. Whether it exited in time."""
+    try:
+        process.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
