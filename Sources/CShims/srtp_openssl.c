@@ -62,6 +62,46 @@ int peerd_srtp_capture_end(const void **blocks) {
     return count;
 }
 
+// MARK: what a session's stream touches (prefetch hints; layout in peerd_srtp.h)
+
+extern unsigned int srtp_get_version(void);
+
+static const void *load_pointer(const void *base, size_t offset) {
+    const void *value;
+    memcpy(&value, (const unsigned char *)base + offset, sizeof value);
+    return value;
+}
+
+static uint32_t load_u32(const void *base, size_t offset) {
+    uint32_t value;
+    memcpy(&value, (const unsigned char *)base + offset, sizeof value);
+    return value;
+}
+
+int peerd_srtp_stream_blocks(const void *session, const void *rtp_cipher, unsigned int window_bits,
+                             const void **blocks, int *sizes) {
+    static int layout_known = -1;
+    if (layout_known < 0) layout_known = (srtp_get_version() >> 16) == 0x0205 && sizeof(void *) == 8;
+    if (!layout_known || session == NULL || rtp_cipher == NULL) return 0;
+    const void *head = load_pointer(session, 0);
+    if (head == NULL) return 0;
+    const void *stream = load_pointer(head, 0x70);
+    if (stream == NULL) return 0;  // no packet yet: the template is all there is
+    const void *keys = load_pointer(stream, 8);
+    if (keys == NULL || load_u32(stream, 16) != 1 || load_u32(stream, 32) != window_bits) return 0;
+    if (load_pointer(keys, 0) != rtp_cipher) return 0;
+    const void *words = load_pointer(stream, 40), *auth = load_pointer(keys, 16), *limit = load_pointer(keys, 80);
+    if (words == NULL || auth == NULL || limit == NULL) return 0;
+    int count = 0;
+    blocks[count] = (const unsigned char *)head + 0x70; sizes[count++] = 16;  // the head's next/prev
+    blocks[count] = stream; sizes[count++] = 128;
+    blocks[count] = keys; sizes[count++] = 88;
+    blocks[count] = words; sizes[count++] = (int)(window_bits / 8);
+    blocks[count] = limit; sizes[count++] = 24;
+    blocks[count] = auth; sizes[count++] = 32;
+    return count;
+}
+
 static srtp_err_status_t new_cipher(srtp_cipher_t **cp, const srtp_cipher_type_t *type, int key_len, size_t state_size) {
     srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + state_size);
     if (cipher == NULL) return srtp_err_status_alloc_fail;

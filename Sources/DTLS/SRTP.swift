@@ -188,6 +188,8 @@ public final class SRTPSession: @unchecked Sendable {
     /// What unprotecting a packet touches in our cipher types (see `peerd_srtp_capture_begin`):
     /// the inbound SRTP cipher's block and EVP context, and its HMAC's block for AES-CM profiles.
     let inboundCipherBlocks: [UnsafeRawPointer]
+    /// The replay window's length in bits as libsrtp keeps it (rounded up to whole 32-bit words).
+    private let replayWindowBits: UInt32
 
     /// Spare capacity that makes every protect call allocation-free (largest SRTCP trailer).
     public static let maxTrailerLength = 4 + 16
@@ -202,6 +204,7 @@ public final class SRTPSession: @unchecked Sendable {
         }
         guard (64...32768).contains(replayWindow) else { throw .badParam }
         self.profile = profile
+        replayWindowBits = UInt32((replayWindow + 31) / 32 * 32)
         let out = try Self.makeContext(profile: profile, key: keys.localKey + keys.localSalt,
                                        direction: ssrc_any_outbound, replayWindow: replayWindow)
         do {
@@ -287,11 +290,28 @@ public final class SRTPSession: @unchecked Sendable {
     }
 
     /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.
-    /// Adds what unprotecting the next packet touches first: this session and libsrtp's context.
+    /// Adds what unprotecting the next packet touches: this session, libsrtp's context, our cipher
+    /// blocks, and once a packet created it, libsrtp's stream (`inboundStreamBlocks`).
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 128)
         hints.add(address: UnsafeRawPointer(inbound), bytes: 64)
         for block in inboundCipherBlocks { hints.add(address: block, bytes: 192) }
+        for (address, bytes) in inboundStreamBlocks { hints.add(address: address, bytes: bytes) }
+    }
+
+    /// libsrtp's own blocks that unprotecting the next packet touches (see `peerd_srtp_stream_blocks`):
+    /// the stream list's link, the stream, its session keys, replay bitmask, key limit and auth, with
+    /// their sizes in bytes. Empty before the first packet (libsrtp creates the stream from its template
+    /// then), or when the linked libsrtp is not the 2.5 whose layout the walk knows.
+    public var inboundStreamBlocks: [(address: UnsafeRawPointer, bytes: Int)] {
+        guard let cipher = inboundCipherBlocks.first else { return [] }
+        let capacity = Int(PEERD_SRTP_STREAM_BLOCKS)
+        var addresses = [UnsafeRawPointer?](repeating: nil, count: capacity)
+        var sizes = [Int32](repeating: 0, count: capacity)
+        let count = Int(addresses.withUnsafeMutableBufferPointer { found in
+            sizes.withUnsafeMutableBufferPointer { peerd_srtp_stream_blocks(UnsafeRawPointer(inbound), cipher, replayWindowBits, found.baseAddress, $0.baseAddress) }
+        })
+        return (0..<count).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
     }
 
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {

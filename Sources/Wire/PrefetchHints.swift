@@ -12,7 +12,7 @@
 /// prefetch and nothing else, since a prefetch never faults. The owner refreshes them now and then.
 public struct PrefetchHints: Sendable, Equatable {
     /// Ranges kept at most; later additions are ignored.
-    public static let capacity = 16
+    public static let capacity = 24
     /// Cache lines prefetched at most per range.
     public static let maximumLines = 8
     public static let lineSize = 64
@@ -20,7 +20,7 @@ public struct PrefetchHints: Sendable, Equatable {
     /// How many ranges are set.
     public private(set) var count = 0
     /// Each range as its first line's address with the number of lines (1...63) in the low 6 bits.
-    private var entries = InlineArray<16, UInt>(repeating: 0)
+    private var entries = InlineArray<24, UInt>(repeating: 0)
 
     public init() {}
 

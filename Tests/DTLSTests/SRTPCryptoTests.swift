@@ -142,6 +142,46 @@ import Wire
         }
     }
 
+    @Test("once a packet created it, a session knows libsrtp's stream blocks (prefetch hints), and they are what unprotect uses")
+    func inboundStreamBlocksAreLibsrtpsStream() throws {
+        try #require(SRTPCrypto.onOpenSSL.isSuperset(of: [.aesGCM, .hmacSHA1]),
+                     "the OpenSSL types are not installed (PEERD_SRTP_CRYPTO=nss?): the walk checks the stream's cipher against ours")
+        for (profile, keyLength, saltLength, authID) in [(SRTPProfile.aeadAes128Gcm, 16, 12, SRTP_NULL_AUTH),
+                                                        (.aes128CmSha1_80, 16, 14, SRTP_HMAC_SHA1)] {
+            let key = [UInt8](repeating: 3, count: keyLength), salt = [UInt8](repeating: 5, count: saltLength)
+            let keys = SRTPKeyingMaterial(localKey: key, localSalt: salt, remoteKey: key, remoteSalt: salt)
+            let session = try SRTPSession(profile: profile, keys: keys)
+            #expect(session.inboundStreamBlocks.isEmpty, "\(profile): no stream before the first packet")
+            let ssrc: UInt32 = 0xCAFE_F00D
+            func roundTrip(_ sequence: UInt16) throws {
+                var packet = rtpPacket(sequence: sequence, ssrc: ssrc, payload: [UInt8](repeating: 0x11, count: 80))
+                try session.protectRTP(&packet)
+                try session.unprotectRTP(&packet)
+            }
+            try roundTrip(100)
+            let blocks = session.inboundStreamBlocks
+            try #require(blocks.count == Int(PEERD_SRTP_STREAM_BLOCKS), "\(profile)")
+            #expect(blocks.map(\.bytes) == [16, 128, 88, 128, 24, 32], "\(profile)")
+            // The stream (SSRC first, in network order) and its session keys (the SRTP cipher first: ours).
+            #expect(blocks[1].address.loadUnaligned(as: UInt32.self) == ssrc.bigEndian, "\(profile)")
+            #expect(blocks[2].address.load(as: UnsafeRawPointer?.self) == session.inboundCipherBlocks.first, "\(profile)")
+            // The auth is the kernel's type for the profile (null auth for AEAD, HMAC-SHA1 otherwise).
+            let auth = blocks[5].address.load(as: UnsafeRawPointer?.self)
+            #expect(auth == UnsafeRawPointer(peerd_srtp_kernel_auth_type(authID)), "\(profile)")
+            // The key limit counts down once per unprotected packet; the replay bitmask moves.
+            let limitBefore = blocks[4].address.load(as: UInt64.self)
+            let bitmaskBefore = Array(UnsafeRawBufferPointer(start: blocks[3].address, count: blocks[3].bytes))
+            try roundTrip(101)
+            #expect(blocks[4].address.load(as: UInt64.self) == limitBefore - 1, "\(profile)")
+            #expect(Array(UnsafeRawBufferPointer(start: blocks[3].address, count: blocks[3].bytes)) != bitmaskBefore, "\(profile)")
+            // The blocks are the same on the next look, and they are in the session's hints.
+            #expect(session.inboundStreamBlocks.map(\.address) == blocks.map(\.address))
+            var hints = PrefetchHints()
+            session.addPrefetchHints(&hints)
+            #expect(hints.count == 2 + session.inboundCipherBlocks.count + blocks.count, "\(profile)")
+        }
+    }
+
     @Test("AES-GCM on OpenSSL and libsrtp's NSS GCM seal the same bytes and open each other's", arguments: gcmIDs)
     mutating func gcmMatchesNSS(id: Int32) throws {
         _ = SRTPCrypto.onOpenSSL

@@ -41,6 +41,22 @@ int peerd_srtp_install_openssl(void);
 void peerd_srtp_capture_begin(void);
 int peerd_srtp_capture_end(const void **blocks);
 
+// The blocks of libsrtp's own that unprotecting a session's next packet touches, found by walking
+// libsrtp 2.5's private layout (srtp_priv.h, rdbx.h of 2.5.x on LP64: srtp_ctx_t starts with the
+// stream list's head, a stream-sized block whose `next` is at 0x70; a stream holds its SSRC at 0,
+// its session keys at 8, the number of master keys at 16, its replay bitmask's length and words at
+// 32 and 40; a session key set its SRTP cipher at 0, auth at 16, key limit at 80). They are the
+// list head's link, the newest stream (created on the session's first packet), its session keys, its
+// replay bitmask, its key limit and its SRTP auth: cold on every packet of a receiver with many
+// connections, and not ours to capture (libsrtp allocates them). Returns how many were written into
+// `blocks` and `sizes` (at most PEERD_SRTP_STREAM_BLOCKS), 0 when the session has no stream yet,
+// when libsrtp is not 2.5.x, or when the layout does not check out: the stream's SRTP cipher must be
+// `rtp_cipher` (the template's, which a clone shares; see peerd_srtp_capture_begin), it must have
+// one master key, and its bitmask `window_bits` bits. Addresses only to prefetch: never written.
+#define PEERD_SRTP_STREAM_BLOCKS 6
+int peerd_srtp_stream_blocks(const void *session, const void *rtp_cipher, unsigned int window_bits,
+                             const void **blocks, int *sizes);
+
 // Which of the types are installed (PEERD_SRTP_OPENSSL_* bits).
 int peerd_srtp_openssl_installed(void);
 

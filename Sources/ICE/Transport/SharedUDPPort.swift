@@ -261,7 +261,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         if key.sameLoop {
             // Not touched yet (the key is all routing needed): its first lines are fetched while the
             // batch fills, and its hints read when the batch is handled.
-            peerd_prefetch_lines(UnsafeRawPointer(key.reference.toOpaque()), 4)
+            peerd_prefetch_lines(UnsafeRawPointer(key.reference.toOpaque()), 6)
             if routed.count >= Self.handlingBatch { handleRouted() }
             routed.append((key, datagram))
         } else {
