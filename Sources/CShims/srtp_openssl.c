@@ -102,6 +102,39 @@ int peerd_srtp_stream_blocks(const void *session, const void *rtp_cipher, unsign
     return count;
 }
 
+int peerd_srtp_cipher_state_blocks(const void *cipher_block, const void **blocks, int *sizes) {
+    static int layout_known = -1;
+    if (layout_known < 0) layout_known = (OpenSSL_version_num() >> 20) == 0x300 && sizeof(void *) == 8;
+    if (!layout_known || cipher_block == NULL) return 0;
+    const srtp_cipher_t *cipher = cipher_block;
+    if (cipher->type != &gcm_128 && cipher->type != &gcm_256) return 0;
+    EVP_CIPHER_CTX *ctx = ((const evp_state *)cipher->state)->ctx;
+    const EVP_CIPHER *evp = EVP_CIPHER_CTX_get0_cipher(ctx);
+    if (evp == NULL || load_pointer(ctx, 0) != evp || load_pointer(ctx, 176) != evp) return 0;
+    const unsigned char *gcm = load_pointer(ctx, 168);
+    if (gcm == NULL || load_u32(gcm, 0) != EVP_CIPH_GCM_MODE) return 0;
+    size_t key_length, iv_length;
+    memcpy(&key_length, gcm + 8, sizeof key_length);
+    memcpy(&iv_length, gcm + 16, sizeof iv_length);
+    if ((int)key_length != EVP_CIPHER_CTX_get_key_length(ctx) || iv_length != 12) return 0;
+    // The key schedule: the pointer, among the context's words after its IV buffer, that points into
+    // the context itself at an AES_KEY (60 round-key words, then the rounds: 10 or 14 here, one less
+    // as AES-NI's key setup stores them).
+    int rounds = key_length == 32 ? 14 : 10;
+    const unsigned char *schedule = NULL;
+    for (size_t offset = 232; offset < 720 && schedule == NULL; offset += 8) {
+        const unsigned char *candidate = load_pointer(gcm, offset);
+        if (candidate <= gcm + offset || candidate >= gcm + 768) continue;
+        int stored = (int)load_u32(candidate, 240);
+        if (stored == rounds || stored == rounds - 1) schedule = candidate;
+    }
+    if (schedule == NULL) return 0;
+    // The fields and IV (the IV buffer's first 12 bytes), then the buffers, GCM state and key schedule.
+    blocks[0] = gcm; sizes[0] = 128;
+    blocks[1] = gcm + 192; sizes[1] = (int)(schedule + 244 - (gcm + 192));
+    return 2;
+}
+
 static srtp_err_status_t new_cipher(srtp_cipher_t **cp, const srtp_cipher_type_t *type, int key_len, size_t state_size) {
     srtp_cipher_t *cipher = calloc(1, sizeof(srtp_cipher_t) + state_size);
     if (cipher == NULL) return srtp_err_status_alloc_fail;

@@ -188,6 +188,9 @@ public final class SRTPSession: @unchecked Sendable {
     /// What unprotecting a packet touches in our cipher types (see `peerd_srtp_capture_begin`):
     /// the inbound SRTP cipher's block and EVP context, and its HMAC's block for AES-CM profiles.
     let inboundCipherBlocks: [UnsafeRawPointer]
+    /// OpenSSL's GCM context of the inbound SRTP cipher (see `peerd_srtp_cipher_state_blocks`): empty
+    /// for AES-CM profiles, or when the linked OpenSSL's layout is not the one the walk knows.
+    let inboundCipherState: [(address: UnsafeRawPointer, bytes: Int)]
     /// The replay window's length in bits as libsrtp keeps it (rounded up to whole 32-bit words).
     private let replayWindowBits: UInt32
 
@@ -214,6 +217,7 @@ public final class SRTPSession: @unchecked Sendable {
             // Allocation order: the SRTP cipher (block, EVP context), its HMAC for AES-CM, then SRTCP's
             // and the key derivation's (freed by now): keep the SRTP ones only.
             inboundCipherBlocks = Array(blocks.prefix(profile == .aeadAes128Gcm || profile == .aeadAes256Gcm ? 2 : 3))
+            inboundCipherState = Self.cipherState(of: inboundCipherBlocks.first)
         } catch {
             srtp_dealloc(out)
             throw error
@@ -229,6 +233,17 @@ public final class SRTPSession: @unchecked Sendable {
     /// A context that is never freed (see `srtpLibraryStatus`).
     static func makeResidentContext() throws(SRTPError) -> OpaquePointer {
         try makeContext(profile: .aeadAes128Gcm, key: [UInt8](repeating: 0x5A, count: 28), direction: ssrc_any_inbound, replayWindow: 64)
+    }
+
+    private static func cipherState(of cipher: UnsafeRawPointer?) -> [(address: UnsafeRawPointer, bytes: Int)] {
+        guard let cipher else { return [] }
+        let capacity = Int(PEERD_SRTP_CIPHER_STATE_BLOCKS)
+        var addresses = [UnsafeRawPointer?](repeating: nil, count: capacity)
+        var sizes = [Int32](repeating: 0, count: capacity)
+        let count = Int(addresses.withUnsafeMutableBufferPointer { found in
+            sizes.withUnsafeMutableBufferPointer { peerd_srtp_cipher_state_blocks(cipher, found.baseAddress, $0.baseAddress) }
+        })
+        return (0..<count).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
     }
 
     /// `makeContext`, with the blocks our cipher types allocated meanwhile (see `peerd_srtp_capture_begin`).
@@ -291,11 +306,12 @@ public final class SRTPSession: @unchecked Sendable {
 
     /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.
     /// Adds what unprotecting the next packet touches: this session, libsrtp's context, our cipher
-    /// blocks, and once a packet created it, libsrtp's stream (`inboundStreamBlocks`).
+    /// blocks, OpenSSL's GCM context, and once a packet created it, libsrtp's stream (`inboundStreamBlocks`).
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 128)
         hints.add(address: UnsafeRawPointer(inbound), bytes: 64)
         for block in inboundCipherBlocks { hints.add(address: block, bytes: 192) }
+        for (address, bytes) in inboundCipherState { hints.add(address: address, bytes: bytes) }
         for (address, bytes) in inboundStreamBlocks { hints.add(address: address, bytes: bytes) }
     }
 

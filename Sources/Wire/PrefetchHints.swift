@@ -14,7 +14,7 @@ public struct PrefetchHints: Sendable, Equatable {
     /// Ranges kept at most; later additions are ignored.
     public static let capacity = 24
     /// Cache lines prefetched at most per range.
-    public static let maximumLines = 8
+    public static let maximumLines = 16
     public static let lineSize = 64
 
     /// How many ranges are set.

@@ -133,9 +133,23 @@ import Wire
                 let hmac = session.inboundCipherBlocks[2]
                 #expect(hmac.load(as: UnsafeRawPointer?.self) == UnsafeRawPointer(peerd_srtp_kernel_auth_type(SRTP_HMAC_SHA1)), "\(profile)")
             }
+            // OpenSSL's GCM context, for GCM: its mode first, and last the key schedule's round count.
+            if blocks == 2 {
+                try #require(session.inboundCipherState.count == Int(PEERD_SRTP_CIPHER_STATE_BLOCKS), "\(profile)")
+                let (fields, rest) = (session.inboundCipherState[0], session.inboundCipherState[1])
+                #expect(fields.address.load(as: UInt32.self) == UInt32(EVP_CIPH_GCM_MODE), "\(profile)")
+                #expect(fields.address.load(fromByteOffset: 8, as: Int.self) == keyLength, "\(profile): the key length")
+                // (AES-NI's key setup stores one less than the rounds.)
+                let rounds: Int32 = keyLength == 32 ? 14 : 10
+                let stored = rest.address.load(fromByteOffset: rest.bytes - 4, as: Int32.self)
+                #expect(stored == rounds || stored == rounds - 1, "\(profile)")
+                #expect(fields.address.distance(to: rest.address) == 192 && (500...1000).contains(rest.bytes), "\(profile)")
+            } else {
+                #expect(session.inboundCipherState.isEmpty, "\(profile): not a GCM cipher")
+            }
             var hints = PrefetchHints()
             session.addPrefetchHints(&hints)
-            #expect(hints.count == 2 + blocks)
+            #expect(hints.count == 2 + blocks + session.inboundCipherState.count)
             // A capture is closed after a session is made: allocations outside one are not recorded.
             var leftover = [UnsafeRawPointer?](repeating: nil, count: Int(PEERD_SRTP_CAPTURE_MAX))
             #expect(leftover.withUnsafeMutableBufferPointer { peerd_srtp_capture_end($0.baseAddress) } == 0)
@@ -178,7 +192,7 @@ import Wire
             #expect(session.inboundStreamBlocks.map(\.address) == blocks.map(\.address))
             var hints = PrefetchHints()
             session.addPrefetchHints(&hints)
-            #expect(hints.count == 2 + session.inboundCipherBlocks.count + blocks.count, "\(profile)")
+            #expect(hints.count == 2 + session.inboundCipherBlocks.count + session.inboundCipherState.count + blocks.count, "\(profile)")
         }
     }
 
