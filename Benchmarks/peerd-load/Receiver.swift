@@ -233,12 +233,14 @@ final class LoadReceiver: @unchecked Sendable {
                 var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: false, trickle: false)
                 configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
                 if let consentInterval { configuration.ice.consentInterval = consentInterval }
+                // As the bot: the driver's handler holds its connection (confined to the loop, where the
+                // events run: hence `nonisolated(unsafe)`), no lookup by id per packet.
+                nonisolated(unsafe) let connection = ReceivedConnection(id: id)
                 try await loop.submit { [self] in
-                    let connection = ReceivedConnection(id: id)
                     connections[id] = connection
                     ordered.append(connection)
                 }.get()
-                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [self] event in handleEvent(id, event) }
+                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [self] event in handleEvent(connection, event) }
                 let driver = if let sharedPort {
                     try await PeerConnectionDriver.start(configuration: configuration, sharedPort: sharedPort,
                                                          eventLoop: loop, onEvent: onEvent)
@@ -265,8 +267,7 @@ final class LoadReceiver: @unchecked Sendable {
     }
 
     /// On the loop, for every event of connection `id` (as `RoomBot.handlePeerEvent`).
-    private func handleEvent(_ id: Int, _ event: PeerConnectionEvent) {
-        guard let connection = connections[id] else { return }
+    private func handleEvent(_ connection: ReceivedConnection, _ event: PeerConnectionEvent) {
         let now = MonotonicTime.now()
         switch event {
         case .connected:

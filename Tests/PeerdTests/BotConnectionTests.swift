@@ -150,6 +150,14 @@ import Wire
             return bot.staleDriverEvents
         }.get()
         #expect(dropped == 2)
+        // What the drivers' handlers call: the events of a peer object that was closed (replaced, left, stopped) are dropped too.
+        let droppedForClosed = try await bot.loop.submit {
+            let replaced = RemotePeer(id: "stale", offerDeadline: .now(), serial: serial - 1)
+            replaced.phase = .closed
+            bot.handlePeerEvent(replaced, .failed(.consentLost))
+            return bot.staleDriverEvents
+        }.get()
+        #expect(droppedForClosed == 3)
         try await Task.sleep(for: .milliseconds(300))
         #expect(failures() == 0, "events of other peer objects' drivers are dropped")
         try await bot.loop.submit { bot.handlePeerEvent("stale", serial: serial, .failed(.consentLost)) }.get()

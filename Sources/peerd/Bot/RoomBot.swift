@@ -563,9 +563,14 @@ final class RoomBot: @unchecked Sendable {
         var sockets = PeerConnectionDriver.defaultSocketConfiguration
         sockets.portRange = options.portRange
         let id = peer.id, serial = peer.serial
+        // The driver's events run on `loop`, where the peer is confined (hence `nonisolated(unsafe)`):
+        // the handler holds the peer it was made for, so a media packet costs no lookup by participant
+        // id (a string hash and two cache misses per packet). The driver lets go of its handler when it
+        // is closed, and every driver is (leave, restarted negotiation, replaced peer, stop).
+        nonisolated(unsafe) let owner = peer
         Task {
             do {
-                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [weak self] event in self?.handlePeerEvent(id, serial: serial, event) }
+                let onEvent: @Sendable (PeerConnectionEvent) -> Void = { [weak self] event in self?.handlePeerEvent(owner, event) }
                 let driver = if let sharedPort {
                     try await PeerConnectionDriver.start(configuration: configuration, sharedPort: sharedPort, eventLoop: loop, onEvent: onEvent)
                 } else {
@@ -638,6 +643,18 @@ final class RoomBot: @unchecked Sendable {
             staleDriverEvents += 1
             return
         }
+        handlePeerEvent(peer, event)
+    }
+
+    /// The same for the peer object the driver was made for (what the driver's handler calls). A peer
+    /// object that left `peers` (replaced or removed) is closed, as is every peer once the bot stops:
+    /// its driver's events are dropped.
+    func handlePeerEvent(_ peer: RemotePeer, _ event: PeerConnectionEvent) {
+        guard peer.phase != .closed else {
+            staleDriverEvents += 1
+            return
+        }
+        let id = peer.id
         let now = MonotonicTime.now()
         switch event {
         case .localCandidate(let candidate):
