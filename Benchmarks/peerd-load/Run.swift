@@ -112,6 +112,9 @@ struct StepOptions {
     var maxInFlight = 32
     /// The receiver puts every connection on one shared port: each sender gets its own socket.
     var sharedPort = false
+    /// The SRTP profiles the senders offer (the senders are the DTLS servers, so the first the
+    /// receiver also has is used): default the library's preference (AEAD_AES_256_GCM).
+    var srtpProfiles = SRTPProfile.defaultPreference
 }
 
 func sleep(seconds: Double) async {
@@ -125,7 +128,7 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     let link = try ReceiverLink(loop: senderLoop, command: options.receiverCommand)
     defer { if link.process.isRunning { link.process.terminate() } }
     let farm = SenderFarm(count: streams, loop: senderLoop, certificate: certificate, frames: frames, maxInFlight: options.maxInFlight,
-                          socketPerPeer: options.sharedPort)
+                          socketPerPeer: options.sharedPort, srtpProfiles: options.srtpProfiles)
     let ready = try await link.request(nil, reply: "ready", timeout: .seconds(30))
     log("    receiver pid \(link.process.processIdentifier)")
     try await farm.bind()
@@ -155,8 +158,9 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
         await sleep(seconds: 0.1)
     }
     let connectSeconds = (MonotonicTime.now() - connectStart).seconds
-    let (connected, failed) = try await senderLoop.submit { (farm.connected, farm.failed) }.get()
-    log("    \(connected)/\(streams) connected in \(formatted(connectSeconds, 1)) s (\(failed) failed); sending")
+    let (connected, failed, profiles) = try await senderLoop.submit { (farm.connected, farm.failed, farm.negotiatedProfiles) }.get()
+    let profileList = profiles.sorted { $0.value > $1.value }.map { "\($0.value) \($0.key.openSSLName)" }.joined(separator: ", ")
+    log("    \(connected)/\(streams) connected in \(formatted(connectSeconds, 1)) s (\(failed) failed; SRTP: \(profileList)); sending")
 
     let ramp = options.ramp ?? Double(streams) / 1000
     try await senderLoop.submit {

@@ -43,6 +43,7 @@ final class SenderFarm: @unchecked Sendable {
     let maxInFlight: Int
     /// A socket per sending peer (for a receiver on one shared port) instead of one for all.
     let socketPerPeer: Bool
+    let srtpProfiles: [SRTPProfile]
     private(set) var sockets: UDPSocketSet?
     private var peerSockets: [UDPSocketSet] = []
     private var local = TransportAddress(ip: .v4(0x7F00_0001), port: 0)
@@ -52,6 +53,8 @@ final class SenderFarm: @unchecked Sendable {
     private var nextToOffer = 0
     private var inFlight = 0
     private(set) var connected = 0
+    /// The SRTP profile each connection negotiated, counted.
+    private(set) var negotiatedProfiles: [SRTPProfile: Int] = [:]
     private(set) var failed = 0
     private(set) var unknownSource = 0
     private(set) var totalSent = 0
@@ -65,8 +68,9 @@ final class SenderFarm: @unchecked Sendable {
     var sendOffer: (Int, String) -> Void = { _, _ in }
 
     init(count: Int, loop: any EventLoop, certificate: DTLSCertificate, frames: [[UInt8]], maxInFlight: Int = 32,
-         socketPerPeer: Bool = false) {
+         socketPerPeer: Bool = false, srtpProfiles: [SRTPProfile] = SRTPProfile.defaultPreference) {
         self.count = count
+        self.srtpProfiles = srtpProfiles
         self.socketPerPeer = socketPerPeer
         self.loop = loop
         self.certificate = certificate
@@ -98,7 +102,7 @@ final class SenderFarm: @unchecked Sendable {
     func beginConnecting() {
         loop.preconditionInEventLoop()
         for index in 0..<count {
-            var configuration = PeerConnectionConfiguration(certificate: certificate, sendsAudio: true, trickle: false)
+            var configuration = PeerConnectionConfiguration(certificate: certificate, srtpProfiles: srtpProfiles, sendsAudio: true, trickle: false)
             configuration.ice.seed = UInt64.random(in: 0...UInt64.max)
             let core = PeerConnectionCore(configuration: configuration)
             let peer = SenderPeer(index: index, core: core)
@@ -190,6 +194,7 @@ final class SenderFarm: @unchecked Sendable {
                 guard peer.state == .offered else { continue }
                 peer.state = .connected
                 connected += 1
+                if let profile = peer.core.srtpProfile { negotiatedProfiles[profile, default: 0] += 1 }
                 inFlight -= 1
                 if let audio = peer.core.audio {
                     let configuration = RTPSendStreamConfiguration(
