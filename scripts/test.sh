@@ -27,6 +27,19 @@ if [[ $status -eq 0 ]]; then
     fi
 fi
 
+# The README's main job: `peerd demo` with its headless Chromium participant, both directions by
+# frequency, the recording, events.jsonl and stats.json (Tests/Interop/check_demo.py).
+if [[ $status -eq 0 ]]; then
+    echo "demo: peerd demo with a headless Chromium participant"
+    if python3 Tests/Interop/check_demo.py > artifacts/demo-check.log 2>&1; then
+        grep -E '^demo check: ' artifacts/demo-check.log
+    else
+        tail -n 30 artifacts/demo-check.log
+        echo "demo: FAILED (artifacts/demo-check.log)"
+        interop_status=1
+    fi
+fi
+
 # A recording peerd in a room that participants keep joining, leaving and dying in: every
 # recording finalized with its tone, no descriptor, thread or memory growth, the room server restarted
 # twice under it (Benchmarks/soak/churn.py).
