@@ -304,7 +304,6 @@ public final class SRTPSession: @unchecked Sendable {
         statistics.protectedRTCP += 1
     }
 
-    /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.
     /// Adds what unprotecting the next packet touches: this session, libsrtp's context, our cipher
     /// blocks, OpenSSL's GCM context, and once a packet created it, libsrtp's stream (`inboundStreamBlocks`).
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
@@ -330,6 +329,7 @@ public final class SRTPSession: @unchecked Sendable {
         return (0..<count).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
     }
 
+    /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.
     public func unprotectRTP(_ packet: inout [UInt8]) throws(SRTPError) {
         try apply(&packet, grow: 0) { context, base, length in srtp_unprotect(context, base, length) }
         statistics.unprotectedRTP += 1

@@ -260,7 +260,8 @@ public final class SharedUDPPort: @unchecked Sendable {
         guard let key = demultiplexer.route(datagram.bytes, from: datagram.source) else { return }
         if key.sameLoop {
             // Not touched yet (the key is all routing needed): its first lines are fetched while the
-            // batch fills, and its hints read when the batch is handled.
+            // batch fills, and its hints read when the batch is handled (6 lines: the attachment with
+            // its 24 hint ranges).
             peerd_prefetch_lines(UnsafeRawPointer(key.reference.toOpaque()), 6)
             if routed.count >= Self.handlingBatch { handleRouted() }
             routed.append((key, datagram))
