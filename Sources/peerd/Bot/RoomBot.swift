@@ -544,8 +544,8 @@ final class RoomBot: @unchecked Sendable {
 
     // MARK: Peer connections
 
-    /// The serial of participant `id`'s current peer object (call on `loop`; for tests).
-    func peerSerial(of id: String) -> Int? { peers[id]?.serial }
+    /// Participant `id`'s current peer object (call on `loop`; for tests).
+    func currentPeer(of id: String) -> RemotePeer? { peers[id] }
 
     private func makePeer(id: String, offerDeadline: MonotonicTime) -> RemotePeer {
         nextPeerSerial += 1
@@ -635,20 +635,11 @@ final class RoomBot: @unchecked Sendable {
         send(.candidate(ICECandidateInit(candidate: candidate.description, sdpMLineIndex: 0, sdpMid: "0")), to: peer)
     }
 
-    /// On the loop, for every event of the driver made for peer `serial` of participant `id`. The
-    /// events of a driver whose peer was replaced (a rejoin, a negotiation started over) are dropped:
-    /// a late `.connected` or `.rtp` of the old connection must not touch the new one or its file.
-    func handlePeerEvent(_ id: String, serial: Int, _ event: PeerConnectionEvent) {
-        guard let peer = peers[id], peer.serial == serial else {
-            staleDriverEvents += 1
-            return
-        }
-        handlePeerEvent(peer, event)
-    }
-
-    /// The same for the peer object the driver was made for (what the driver's handler calls). A peer
-    /// object that left `peers` (replaced or removed) is closed, as is every peer once the bot stops:
-    /// its driver's events are dropped.
+    /// On the loop, for every event of the driver made for `peer` (its handler holds the peer object).
+    /// The events of a driver whose peer object was closed are dropped and counted: a peer object that
+    /// left `peers` (replaced by a rejoin or a restarted negotiation, or removed at leave) is closed, as
+    /// is every peer once the bot stops; a late `.connected` or `.rtp` of an old connection must not
+    /// touch the new one or its file.
     func handlePeerEvent(_ peer: RemotePeer, _ event: PeerConnectionEvent) {
         guard peer.phase != .closed else {
             staleDriverEvents += 1
