@@ -12,17 +12,29 @@ swift build --build-tests 2>&1 | tail -n 5
 swift test --no-parallel 2>&1 | tee "$log" | grep -vE '^(\[[0-9]+/[0-9]+\]|Test Case .* (started|passed)|◇ Test .* started|✔ Test [^r].*passed after)'
 status=${PIPESTATUS[0]}
 
+# One check after the unit tests: the command's output goes to artifacts/LOG; on success the lines
+# matching PATTERN are shown, on failure the last LINES lines and "WHAT FAILED (artifacts/LOG)".
+# Returns the command's status.
+run_check() {
+    local log=$1 pattern=$2 lines=$3 what=$4
+    shift 4
+    if "$@" > "artifacts/$log" 2>&1; then
+        grep -E "$pattern" "artifacts/$log" | head -n 20
+    else
+        tail -n "$lines" "artifacts/$log"
+        echo "$what FAILED (artifacts/$log)"
+        return 1
+    fi
+}
+
 # peerd against an independent stack: an aiortc participant in a room with the peerd bot, both
 # join orders and peerd offering; both directions checked by dominant frequency.
 interop_status=0
 if [[ $status -eq 0 ]]; then
     echo "interop: aiortc participant against peerd"
-    if ./Tests/Interop/run_aiortc_interop.sh all > artifacts/aiortc-interop.log 2>&1; then
-        grep -E '^(order|peerd-|aiortc-|  )' artifacts/aiortc-interop.log | head -n 8
+    if run_check aiortc-interop.log '^(order|peerd-|aiortc-|  )' 40 "interop: aiortc" ./Tests/Interop/run_aiortc_interop.sh all; then
         echo "interop: aiortc passed"
     else
-        tail -n 40 artifacts/aiortc-interop.log
-        echo "interop: aiortc FAILED (artifacts/aiortc-interop.log)"
         interop_status=1
     fi
 fi
@@ -31,13 +43,7 @@ fi
 # frequency, the recording, events.jsonl and stats.json (Tests/Interop/check_demo.py).
 if [[ $status -eq 0 ]]; then
     echo "demo: peerd demo with a headless Chromium participant"
-    if python3 Tests/Interop/check_demo.py > artifacts/demo-check.log 2>&1; then
-        grep -E '^demo check: ' artifacts/demo-check.log
-    else
-        tail -n 30 artifacts/demo-check.log
-        echo "demo: FAILED (artifacts/demo-check.log)"
-        interop_status=1
-    fi
+    run_check demo-check.log '^demo check: ' 30 "demo:" python3 Tests/Interop/check_demo.py || interop_status=1
 fi
 
 # A recording peerd in a room that participants keep joining, leaving and dying in: every
@@ -47,29 +53,13 @@ fi
 churn_status=0
 if [[ $status -eq 0 ]]; then
     echo "soak: participants joining and leaving a recording peerd"
-    if python3 Benchmarks/soak/churn.py --cycles 12 --parallel 3 --hold 1.5 --warmup 4 --server-restart-every 4 > artifacts/churn.log 2>&1; then
-        grep -E '^churn: ' artifacts/churn.log
-    else
-        tail -n 30 artifacts/churn.log
-        echo "soak: churn FAILED (artifacts/churn.log)"
-        churn_status=1
-    fi
+    run_check churn.log '^churn: ' 30 "soak: churn" \
+        python3 Benchmarks/soak/churn.py --cycles 12 --parallel 3 --hold 1.5 --warmup 4 --server-restart-every 4 || churn_status=1
     echo "soak: the same with decoded (WAV) recordings"
-    if python3 Benchmarks/soak/churn.py --format wav --cycles 10 --parallel 3 --hold 1.5 --warmup 3 > artifacts/churn-wav.log 2>&1; then
-        grep -E '^churn: ' artifacts/churn-wav.log
-    else
-        tail -n 30 artifacts/churn-wav.log
-        echo "soak: churn (WAV) FAILED (artifacts/churn-wav.log)"
-        churn_status=1
-    fi
+    run_check churn-wav.log '^churn: ' 30 "soak: churn (WAV)" \
+        python3 Benchmarks/soak/churn.py --format wav --cycles 10 --parallel 3 --hold 1.5 --warmup 3 || churn_status=1
     echo "soak: thousands of clients joining and leaving the room server"
-    if python3 Benchmarks/soak/rooms.py > artifacts/rooms-soak.log 2>&1; then
-        grep -E '^rooms soak: ' artifacts/rooms-soak.log
-    else
-        tail -n 20 artifacts/rooms-soak.log
-        echo "soak: room server FAILED (artifacts/rooms-soak.log)"
-        churn_status=1
-    fi
+    run_check rooms-soak.log '^rooms soak: ' 20 "soak: room server" python3 Benchmarks/soak/rooms.py || churn_status=1
 fi
 
 fuzz_status=0
