@@ -35,9 +35,9 @@ struct PeerdLoad {
             RFC 7675 checks; default 5): experiments only, to see what each part costs
             --shared-port (receiver: every connection on ONE UDP port, `SharedUDPPort` as `peerd join --port`,
             recvmmsg batches across connections; the senders then use a socket each)
-            --srtp-profile NAME (the senders offer only this profile: SRTP_AES128_CM_SHA1_80, as Chromium picks
-        when it is the DTLS server, SRTP_AEAD_AES_256_GCM (the default's first), ...)
-        --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 2, as
+            --srtp-profile NAME (the senders offer only this profile, e.g. SRTP_AES128_CM_SHA1_80, which
+            Chromium picks as the DTLS server; default SRTP_AEAD_AES_256_GCM first, as peerd prefers)
+            --read-pacing MS (with --shared-port: the port is read MS ms after each batch; default 2, as
             `peerd join --port`; 0: as soon as it is readable)
             --ramp SECONDS (streams start one after another over this time; default 1 ms per stream, 0: at once)
             --window SECONDS (10) --warmup SECONDS (2, at least the ramp + 1.5) --in-flight K (32 handshakes at a time)
