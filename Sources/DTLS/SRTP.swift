@@ -237,13 +237,19 @@ public final class SRTPSession: @unchecked Sendable {
 
     private static func cipherState(of cipher: UnsafeRawPointer?) -> [(address: UnsafeRawPointer, bytes: Int)] {
         guard let cipher else { return [] }
-        let capacity = Int(PEERD_SRTP_CIPHER_STATE_BLOCKS)
-        var addresses = [UnsafeRawPointer?](repeating: nil, count: capacity)
-        var sizes = [Int32](repeating: 0, count: capacity)
+        return blocks(capacity: PEERD_SRTP_CIPHER_STATE_BLOCKS) { peerd_srtp_cipher_state_blocks(cipher, $0, $1) }
+    }
+
+    /// The address ranges one of the shim's block finders (`peerd_srtp_*_blocks`) writes, at most `capacity`.
+    private static func blocks(capacity: Int32,
+                               _ find: (UnsafeMutablePointer<UnsafeRawPointer?>?, UnsafeMutablePointer<Int32>?) -> Int32)
+        -> [(address: UnsafeRawPointer, bytes: Int)] {
+        var addresses = [UnsafeRawPointer?](repeating: nil, count: Int(capacity))
+        var sizes = [Int32](repeating: 0, count: Int(capacity))
         let count = Int(addresses.withUnsafeMutableBufferPointer { found in
-            sizes.withUnsafeMutableBufferPointer { peerd_srtp_cipher_state_blocks(cipher, found.baseAddress, $0.baseAddress) }
+            sizes.withUnsafeMutableBufferPointer { find(found.baseAddress, $0.baseAddress) }
         })
-        return (0..<count).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
+        return (0..<min(count, Int(capacity))).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
     }
 
     /// `makeContext`, with the blocks our cipher types allocated meanwhile (see `peerd_srtp_capture_begin`).
@@ -320,13 +326,9 @@ public final class SRTPSession: @unchecked Sendable {
     /// then), or when the linked libsrtp is not the 2.5 whose layout the walk knows.
     public var inboundStreamBlocks: [(address: UnsafeRawPointer, bytes: Int)] {
         guard let cipher = inboundCipherBlocks.first else { return [] }
-        let capacity = Int(PEERD_SRTP_STREAM_BLOCKS)
-        var addresses = [UnsafeRawPointer?](repeating: nil, count: capacity)
-        var sizes = [Int32](repeating: 0, count: capacity)
-        let count = Int(addresses.withUnsafeMutableBufferPointer { found in
-            sizes.withUnsafeMutableBufferPointer { peerd_srtp_stream_blocks(UnsafeRawPointer(inbound), cipher, replayWindowBits, found.baseAddress, $0.baseAddress) }
-        })
-        return (0..<count).compactMap { index in addresses[index].map { ($0, Int(sizes[index])) } }
+        return Self.blocks(capacity: PEERD_SRTP_STREAM_BLOCKS) {
+            peerd_srtp_stream_blocks(UnsafeRawPointer(inbound), cipher, replayWindowBits, $0, $1)
+        }
     }
 
     /// Verifies and decrypts an SRTP packet in place (from any SSRC); the array shrinks to the RTP packet.

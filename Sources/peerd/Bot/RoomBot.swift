@@ -124,12 +124,6 @@ final class RoomBot: @unchecked Sendable {
     /// The last statistics of connections that ended (participants who left), newest last, encoded
     /// once as they end (they do not change; stats.json is rewritten every few seconds).
     private var closedStatsJSON: [Data] = []
-    /// The stats file's time stamps (made once: a formatter is costly to make, and the file is rewritten every 2 s).
-    private let statsTimeFormatter: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
     private var nextStatsAt = MonotonicTime.now()
 
     init(options: RoomBotOptions, loop: any EventLoop, logger: Logger) throws {
@@ -944,7 +938,7 @@ final class RoomBot: @unchecked Sendable {
         for stats in connections { metrics.update(stats) }
         guard let path = statsPath else { return }
         do {
-            let json = try StatsSnapshot.json(peerd: options.id, room: options.room, time: statsTimeFormatter.string(from: Date()),
+            let json = try StatsSnapshot.json(peerd: options.id, room: options.room, time: ConsoleLogHandler.timeFormatter.string(from: Date()),
                                               connections: connections, closed: closedStatsJSON)
             try json.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
