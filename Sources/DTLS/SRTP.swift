@@ -181,7 +181,9 @@ public final class SRTPSession: @unchecked Sendable {
     /// The protection profile in use.
     public let profile: SRTPProfile
     /// Counters, updated by every protect and unprotect call.
-    public private(set) var statistics = SRTPStatistics()
+    /// Unchecked exclusivity: counted per packet, and only ever incremented in place, so no two
+    /// accesses can overlap (a runtime check per packet is what it would cost otherwise).
+    @exclusivity(unchecked) public private(set) var statistics = SRTPStatistics()
 
     private let outbound: OpaquePointer
     private let inbound: OpaquePointer

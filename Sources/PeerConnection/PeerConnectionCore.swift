@@ -132,14 +132,21 @@ public final class PeerConnectionCore {
     /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
     /// its view of the remote side (every agent call ends in `drainAgent`, restarts included).
     private var acceptedMediaSource: TransportAddress?
+    // `@exclusivity(unchecked)` on the five below: each received packet reads or updates them, and
+    // the optimizer keeps a runtime exclusivity check (a call into the Swift runtime with a
+    // thread-local lookup) on every access that spans a call it cannot see through, such as an
+    // array's release. It is safe because no access to them can overlap another: they are private
+    // (or privately set) to this class, which is confined to one loop, and every access is a read,
+    // an assignment, an `OutputQueue` push or pop, or a call on a TURN client (a sans-IO value that
+    // calls nothing back) — none of which can reach this object again while the access lasts.
     /// TURN allocations, one per configured server and host base of the same family.
-    private var relays: [Relay] = []
-    private var events = OutputQueue<PeerConnectionEvent>()
+    @exclusivity(unchecked) private var relays: [Relay] = []
+    @exclusivity(unchecked) private var events = OutputQueue<PeerConnectionEvent>()
     /// (`hasQueuedOutput`, read after every datagram, looks at these three queues.)
-    private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
+    @exclusivity(unchecked) private var transmits = OutputQueue<(bytes: [UInt8], from: TransportAddress, to: TransportAddress)>()
     /// Bytes for TURN servers reached over TCP or TLS, already framed for the stream.
-    private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
-    public private(set) var counters = PeerConnectionCounters()
+    @exclusivity(unchecked) private var streamTransmits = OutputQueue<(connection: Int, bytes: [UInt8])>()
+    @exclusivity(unchecked) public private(set) var counters = PeerConnectionCounters()
 
     public let configuration: PeerConnectionConfiguration
     /// Our ICE credentials; new ones after an ICE restart (ours or the peer's).

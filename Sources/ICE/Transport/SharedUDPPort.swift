@@ -161,16 +161,22 @@ public final class SharedUDPPort: @unchecked Sendable {
     public private(set) var sockets: UDPSocketSet!
     /// Routes to the attachment objects themselves: a routed datagram needs no second lookup.
     /// Its keys do not retain their attachments (see `AttachmentKey`): `attachments` does.
-    fileprivate var demultiplexer = SharedPortDemultiplexer<AttachmentKey>()
+    ///
+    /// Unchecked exclusivity here and on `pending` and `routed`: they are touched per datagram, and
+    /// the runtime check the optimizer keeps on each access that spans a release costs a call. No
+    /// two accesses can overlap: each is one call on the value (which calls nothing back) or an
+    /// element's read or `take`, never held across a connection's handler; what a handler starts
+    /// (a send's `noteSent`, a detach) runs after the access ended or as a later task of the loop.
+    @exclusivity(unchecked) fileprivate var demultiplexer = SharedPortDemultiplexer<AttachmentKey>()
     /// Every attached connection, held here; detaching removes it from the demultiplexer and from
     /// `routed` in the same step.
     fileprivate var attachments: [Int: Attachment] = [:]
     private var nextID = 0
-    private var pending: [Attachment] = []
+    @exclusivity(unchecked) private var pending: [Attachment] = []
     /// Datagrams routed to connections on this loop and not handled yet: a batch is routed first,
     /// and each connection's `PrefetchHints` prefetched, then handled in order (the cache misses of
     /// many connections' cold state overlap instead of coming one after another).
-    fileprivate var routed: [(key: AttachmentKey, datagram: ReceivedDatagram?)] = []
+    @exclusivity(unchecked) fileprivate var routed: [(key: AttachmentKey, datagram: ReceivedDatagram?)] = []
     /// Routed datagrams handled at once at most (the prefetched state of a batch stays in cache).
     public static let handlingBatch = 32
 

@@ -184,17 +184,21 @@ public final class OggOpusWriter {
     public let head: OpusHead
     /// Audio to accumulate before pages are written, in 48 kHz samples.
     public let flushInterval: Int
+    // Unchecked exclusivity on the state every written packet touches (the runtime check the
+    // optimizer keeps on accesses that span a release costs a call each). No two accesses can
+    // overlap: only this class's own methods touch them, by assignment or a call on the value
+    // (`OggPagePacker` and arrays call nothing back), and `output` is written only between them.
     /// Granule position after the newest packet.
-    public private(set) var granulePosition: Int64 = 0
+    @exclusivity(unchecked) public private(set) var granulePosition: Int64 = 0
     public var serialNumber: UInt32 { packer.serialNumber }
-    public private(set) var isFinished = false
+    @exclusivity(unchecked) public private(set) var isFinished = false
 
     private let output: any OggOutput
-    private var packer: OggPagePacker
+    @exclusivity(unchecked) private var packer: OggPagePacker
     /// The held packet: a copy in storage the writer reuses, not the caller's buffer. A recorder's
     /// packet is a slice of its datagram, and holding that would keep every stream's previous
     /// datagram alive until the next one, to be read and freed cold 20 ms later.
-    private var heldBytes: [UInt8] = []
+    @exclusivity(unchecked) private var heldBytes: [UInt8] = []
     private var heldGranule: Int64?
     /// Granule position of the newest packet handed to the packer.
     private var submittedGranule: Int64 = 0

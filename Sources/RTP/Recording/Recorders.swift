@@ -28,10 +28,14 @@ public struct RecorderStatistics: Sendable, Equatable {
 /// Not `Sendable`: use from one task at a time.
 public final class OggOpusRecorder {
     public let channels: Int
-    public private(set) var timeline: RecordingTimeline
-    public private(set) var statistics = RecorderStatistics()
+    // Unchecked exclusivity on the three below: every packet reads or updates them, and the runtime
+    // check the optimizer would keep on each access costs a call per access. No two accesses can
+    // overlap: they are set only here, by assignment, an increment or a call on the value
+    // (`RecordingTimeline` is a value type that calls nothing back).
+    @exclusivity(unchecked) public private(set) var timeline: RecordingTimeline
+    @exclusivity(unchecked) public private(set) var statistics = RecorderStatistics()
     /// Wallclock at timeline position 0 as seen by the receiver (first packet or room start).
-    public private(set) var startWallclock: NTPTime?
+    @exclusivity(unchecked) public private(set) var startWallclock: NTPTime?
     /// Wallclock at position 0 on the sender's clock, refined from sender reports.
     public private(set) var senderStartWallclock: NTPTime?
 
