@@ -102,11 +102,13 @@ final class ResumeOnce: Sendable {
 final class ReceivedConnection {
     let id: Int
     var driver: PeerConnectionDriver?
-    var receiveStream = RTPReceiveStream()
+    // Unchecked exclusivity, as on the bot's `RemotePeer` (mutated per packet, value types that
+    // call nothing back); the talk detector early, in the lines the prefetch hints cover, as there.
+    @exclusivity(unchecked) var talk = TalkDetector()
+    @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
     var oggRecorder: OggOpusRecorder?
     var wavRecorder: WAVRecorder?
     var recorderOpened = false
-    var talk = TalkDetector()
     /// As the bot's `RemotePeer`: a connection it sends nothing to gets receiver reports.
     var receiverReports: RTCPReceiverReportSchedule?
     var recordedSinceHousekeeping = false
@@ -328,7 +330,6 @@ final class LoadReceiver: @unchecked Sendable {
         connection.driver?.refreshPrefetchHints { hints in
             hints.add(connection, bytes: 512)
             connection.oggRecorder?.addPrefetchHints(&hints)
-            connection.talk.addPrefetchHints(&hints)
         }
     }
 

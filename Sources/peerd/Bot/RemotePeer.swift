@@ -15,6 +15,9 @@ final class RemotePeer {
     /// rejoin, a room server restart) already has a file: a rejoin never truncates a finalized recording.
     private(set) var fileName: String
     var phase: Phase = .waitingForOffer
+    /// Speaking detection from the levels of this participant's packets (inline state: declared
+    /// early, so it lies in the first lines of the object, which the prefetch hints cover).
+    @exclusivity(unchecked) var talk = TalkDetector()
     var driver: PeerConnectionDriver?
     /// Signals that arrived while the driver was being created.
     var pendingSignals: [PendingSignal] = []
@@ -26,10 +29,12 @@ final class RemotePeer {
     var sendStream: RTPSendStream?
     /// While nothing is sent to this participant (no send stream): its receiver reports.
     var receiverReports: RTCPReceiverReportSchedule?
-    var receiveStream = RTPReceiveStream()
+    // Unchecked exclusivity on the receive stream (and the talk detector above): every packet updates
+    // them through a mutating call, which otherwise costs a runtime check each. Both are value types
+    // that call nothing back, and only the bot's loop touches a peer, so no two accesses overlap.
+    @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
     var oggRecorder: OggOpusRecorder?
     var wavRecorder: WAVRecorder?
-    var talk = TalkDetector()
     /// Whether a packet was recorded, and whether one brought an audio level, since the last
     /// housekeeping tick: while packets flow, recording and talk detection already happen per packet
     /// (the writer pages by itself once a second), so the tick has nothing to add for this peer.
@@ -84,7 +89,7 @@ final class RemotePeer {
     static let prefetchRefreshVisits = 10
 
     /// On a shared port (`--port`), tells the port what this participant's next packet touches (see
-    /// `PrefetchHints`): the connection's objects, this peer, its recorder and talk detector. Once a
+    /// `PrefetchHints`): the connection's objects, this peer (its talk detector inline), its recorder. Once a
     /// second per peer while connected, since the recorder's buffers move as pages are written.
     func refreshPrefetchHints() {
         housekeepingVisits += 1
@@ -92,7 +97,6 @@ final class RemotePeer {
         driver.refreshPrefetchHints { [self] hints in
             hints.add(self, bytes: 512)
             oggRecorder?.addPrefetchHints(&hints)
-            talk.addPrefetchHints(&hints)
         }
     }
 

@@ -307,8 +307,8 @@ struct ReorderBufferTests {
 
 @Suite("TalkDetector")
 struct TalkDetectorTests {
-    @Test("the running window sum matches a naive power average over 10 minutes of random levels and gaps")
-    func runningSumMatchesNaive() {
+    @Test("the stepped window matches a naive power average over 10 minutes of random levels and gaps")
+    func steppedWindowMatchesNaive() {
         var detector = TalkDetector()
         var rng = MediaSplitMix64(seed: 77)
         var history: [(time: Int64, level: Int)] = []
@@ -320,15 +320,41 @@ struct TalkDetectorTests {
             _ = detector.add(level: UInt8(level), at: ms(t))
             history.append((t, level))
             guard step % 97 == 0 else { continue }
-            // Independent computation: power of every level in (t - 2 s, t], time-weighted, over 2 s.
+            // Independent computation: power of every level in the window's 20 steps of 100 ms up to
+            // the one t is in, time-weighted, over 2 s.
             var power = 0.0
-            for entry in history where entry.time > t - 2_000 && entry.level < 127 {
+            for entry in history where entry.time / 100 > t / 100 - 20 && entry.level < 127 {
                 power += pow(10, -Double(entry.level) / 10) * 0.020
             }
             let expected = power > 0 ? min(127, -10 * log10(power / 2)) : 127
-            // Running subtraction leaves rounding far below what matters (thresholds are whole dB).
+            // Per-step sums in Float leave rounding far below what matters (thresholds are whole dB).
             #expect(abs(detector.averageLevel - expected) < 1e-3, "at \(t) ms")
         }
+    }
+
+    @Test("a level leaves the window with its 100 ms step; a late one counts in its own step while that is in the window")
+    func stepsAndLateLevels() {
+        var detector = TalkDetector()
+        _ = detector.add(level: 0, at: ms(50))  // step 0: 0 to 100 ms
+        let loud = detector.averageLevel
+        #expect(abs(loud - -10 * log10(0.020 / 2)) < 1e-3)  // full power for 20 ms of 2 s: 20 dB
+        _ = detector.evaluate(now: ms(1_999))  // step 19: step 0 is still in the window
+        #expect(abs(detector.averageLevel - loud) < 1e-3)
+        _ = detector.evaluate(now: ms(2_000))  // step 20: step 0 has left
+        #expect(detector.averageLevel == 127)
+        // A packet stamped 1.5 s back arrives now: it belongs to step 5, still in the window.
+        _ = detector.add(level: 0, at: ms(500), duration: .milliseconds(20))
+        #expect(abs(detector.averageLevel - loud) < 1e-3)
+        // One stamped 2.5 s back (step 0, gone) adds nothing.
+        var late = TalkDetector()
+        _ = late.evaluate(now: ms(3_000))
+        _ = late.add(level: 0, at: ms(500))
+        #expect(late.averageLevel == 127)
+        // A long gap empties the whole window at once.
+        _ = detector.evaluate(now: ms(60_000))
+        #expect(detector.averageLevel == 127)
+        // The state is inline: a detector per participant costs no heap block.
+        #expect(MemoryLayout<TalkDetector>.size <= 160)
     }
 
     @Test("levels: loud packets start talking, silence stops it, with hysteresis")
