@@ -35,20 +35,22 @@ public struct TalkDetectorConfiguration: Sendable, Equatable {
 ///
 /// The window slides in 20 steps (100 ms for the default 2 s): each level's energy goes to the
 /// step its time falls in, and a step leaves the window as a whole, so the average covers the
-/// last 1.9 to 2 s. The whole state is inline (about 130 bytes, no heap): a level list per
+/// last 1.9 to 2 s. The whole state is inline (under 160 bytes, no heap): a level list per
 /// participant grew to 8 KiB (512 entries between compactions) and put two more cold cache lines
 /// on every received packet.
 public struct TalkDetector: Sendable {
     public let configuration: TalkDetectorConfiguration
     public private(set) var isSpeaking = false
+    /// One energy per step: the type fixes how many steps a window has.
+    private typealias StepEnergies = InlineArray<20, Float>
     /// Steps per window.
-    public static let steps = 20
+    public static var steps: Int { StepEnergies.count }
     /// Nanoseconds per step (`window / steps`, at least 1).
     private let stepNanoseconds: Int64
     /// The newest step that holds energy or was cleared for it (nil before the first level).
     private var newestStep: Int64?
     /// Energy (power × seconds) of each step in the window, at `step % steps`.
-    private var energies = InlineArray<20, Float>(repeating: 0)
+    private var energies = StepEnergies(repeating: 0)
 
     /// Linear power of each RFC 6464 level (127, silence, is zero power).
     private static let powerOfLevel: [Double] = (0...127).map { $0 == 127 ? 0 : pow(10, -Double($0) / 10) }
