@@ -114,7 +114,21 @@ import Wire
         #expect(SRTPCrypto.summary == "libsrtp with AES-GCM, AES-ICM, HMAC-SHA1 on OpenSSL")
     }
 
-    @Test("a session knows its inbound SRTP cipher's blocks (prefetch hints): cipher and EVP context, plus the HMAC for AES-CM")
+    @Test("the installed AES-GCM types call OpenSSL's provider directly; the EVP types do not")
+    func gcmCallsTheProviderDirectly() throws {
+        _ = SRTPCrypto.onOpenSSL
+        #expect(peerd_srtp_gcm_calls_provider() == 1, "the provider's AES-GCM functions were not found: GCM runs on EVP")
+        for id in Self.gcmIDs {
+            let key = [UInt8](repeating: 4, count: id == SRTP_AES_GCM_128 ? 28 : 44)
+            for (type, direct) in [(try #require(peerd_srtp_kernel_cipher_type(id)), true), (try #require(peerd_srtp_gcm_evp_type(id)), false)] {
+                let calls = try Self.withCipher(type, keyWithSalt: key, tagLength: 16, iv: [UInt8](repeating: 1, count: 12),
+                                                direction: srtp_direction_decrypt) { peerd_srtp_gcm_cipher_calls_provider($0) }
+                #expect(calls == (direct ? 1 : 0), "\(String(cString: type.pointee.description))")
+            }
+        }
+    }
+
+    @Test("a session knows its inbound SRTP cipher's blocks (prefetch hints): cipher and OpenSSL context, plus the HMAC for AES-CM")
     func inboundCipherBlocksAreTheSRTPCipherAndHMAC() throws {
         try #require(SRTPCrypto.onOpenSSL.isSuperset(of: [.aesGCM, .hmacSHA1]),
                      "the OpenSSL types are not installed (PEERD_SRTP_CRYPTO=nss?): nothing of ours is allocated")
@@ -144,6 +158,9 @@ import Wire
                 let stored = rest.address.load(fromByteOffset: rest.bytes - 4, as: Int32.self)
                 #expect(stored == rounds || stored == rounds - 1, "\(profile)")
                 #expect(fields.address.distance(to: rest.address) == 192 && (500...1000).contains(rest.bytes), "\(profile)")
+                // The cipher calls its provider directly: its second block is that GCM context itself.
+                #expect(peerd_srtp_gcm_cipher_calls_provider(first) == 1, "\(profile)")
+                #expect(session.inboundCipherBlocks[1] == fields.address, "\(profile)")
             } else {
                 #expect(session.inboundCipherState.isEmpty, "\(profile): not a GCM cipher")
             }
@@ -196,10 +213,11 @@ import Wire
         }
     }
 
-    @Test("AES-GCM on OpenSSL and libsrtp's NSS GCM seal the same bytes and open each other's", arguments: gcmIDs)
-    mutating func gcmMatchesNSS(id: Int32) throws {
+    @Test("AES-GCM on OpenSSL (the provider called directly, and through EVP) and libsrtp's NSS GCM seal the same bytes and open each other's",
+          arguments: gcmIDs, [false, true])
+    mutating func gcmMatchesNSS(id: Int32, throughEVP: Bool) throws {
         _ = SRTPCrypto.onOpenSSL
-        let openSSL = try #require(peerd_srtp_kernel_cipher_type(id))
+        let openSSL = try #require(throughEVP ? peerd_srtp_gcm_evp_type(id) : peerd_srtp_kernel_cipher_type(id))
         let nss = try #require(peerd_srtp_builtin_cipher_type(id))
         let keyLength = id == SRTP_AES_GCM_128 ? 16 : 32
         for round in 0..<150 {

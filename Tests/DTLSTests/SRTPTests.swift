@@ -220,7 +220,7 @@ struct SRTPTests {
         #expect(Reference.gcmOpen(key: key, iv: iv, aad: header, sealed: tampered) == nil)
     }
 
-    @Test("libsrtp's AES-GCM cipher types, NSS's and peerd's on OpenSSL, keyed with the RFC 7714 session keys, reproduce sections 16.1 and 16.2",
+    @Test("libsrtp's AES-GCM cipher types, NSS's and peerd's on OpenSSL (provider and EVP), keyed with the RFC 7714 session keys, reproduce sections 16.1 and 16.2",
           arguments: [SRTPProfile.aeadAes128Gcm, .aeadAes256Gcm])
     func libsrtpCipherReproducesRFC7714(profile: SRTPProfile) throws {
         // Initialise libsrtp the way the wrapper does (which installs the OpenSSL types).
@@ -232,7 +232,8 @@ struct SRTPTests {
         let expected = profile == .aeadAes128Gcm ? RFC7714.srtp128 : RFC7714.srtp256
         let iv = Reference.srtpIV(salt: RFC7714.salt, ssrc: hex("5501a0b2"), roc: 0, sequence: hex("f17b"))
         let header = Array(RFC7714.rtp[0..<12])
-        for type in [try #require(peerd_srtp_builtin_cipher_type(id)), try #require(peerd_srtp_kernel_cipher_type(id))] {
+        for type in [try #require(peerd_srtp_builtin_cipher_type(id)), try #require(peerd_srtp_kernel_cipher_type(id)),
+                     try #require(peerd_srtp_gcm_evp_type(id))] {
             let name = String(cString: type.pointee.description)
             let sealed = try SRTPCryptoTests.gcmSeal(type, key: keyWithSalt, tagLength: 16, iv: iv, aad: header, plaintext: Array(RFC7714.rtp[12...]))
             #expect(hexString(header + sealed) == hexString(expected), "\(name)")

@@ -14,7 +14,9 @@
 // srtp_replace_auth_type), so libsrtp keeps doing SRTP itself (key derivation, replay windows,
 // rollover counters, SRTCP) and only the block-cipher and HMAC primitives run on OpenSSL:
 //
-// - AES-128/256-GCM (RFC 7714): one EVP_CIPHER_CTX per direction keyed once; per packet only the IV;
+// - AES-128/256-GCM (RFC 7714): one cipher context per direction keyed once; per packet only the IV;
+//   the implementing provider's functions are called directly, without EVP's per-call parameter
+//   lookups (see peerd_srtp_gcm_calls_provider);
 // - AES-128/192/256-ICM (RFC 3711 counter mode, also libsrtp's key derivation): EVP AES-CTR;
 // - HMAC-SHA1: the key's inner and outer pad states hashed once, copied per packet.
 //
@@ -32,7 +34,8 @@
 int peerd_srtp_install_openssl(void);
 
 // Capture, on this thread, the blocks our types allocate between begin and end: per cipher its
-// block (cipher and state) then its EVP context, per HMAC its block, in allocation order (libsrtp
+// block (cipher and state) then its EVP context (an AES-GCM cipher that calls its provider directly:
+// the provider's context), per HMAC its block, in allocation order (libsrtp
 // allocates a stream's SRTP cipher and auth before its SRTCP ones). A session's stream clones share
 // its template's cipher and auth, so these are what every packet of the session touches in our
 // types; the caller may prefetch them (they live until srtp_dealloc). End returns how many were
@@ -61,10 +64,10 @@ int peerd_srtp_stream_blocks(const void *session, const void *rtp_cipher, unsign
 // list: srtp_cipher_t and state) touches per packet: the provider's GCM context, allocated by
 // OpenSSL, where its key schedule, GHASH table and IV live (cold on every packet of a receiver with
 // many connections: 5 % of its loop at 1,000 streams, `perf`). Found through OpenSSL 3.0's private
-// layout (evp_local.h: the EVP_CIPHER_CTX's provider context at 168, its fetched cipher at 176;
-// ciphercommon_gcm.h: the GCM context starts with mode, key length and IV length, and points to its
+// layout (evp_local.h: the EVP_CIPHER_CTX's provider context at 168, its fetched cipher at 176 — or,
+// for a cipher that calls its provider directly, the provider context it holds; ciphercommon_gcm.h: the GCM context starts with mode, key length and IV length, and points to its
 // own AES key schedule, whose round count follows 240 bytes of round keys), and only when every one
-// of these checks out against what OpenSSL's public API says of the context. Writes at most
+// of these checks out against what OpenSSL's public API (or the cipher's own key size) says of it. Writes at most
 // PEERD_SRTP_CIPHER_STATE_BLOCKS ranges; returns how many (0: not a GCM cipher of ours, another
 // OpenSSL, or a layout that does not check out). Addresses only to prefetch: never written.
 #define PEERD_SRTP_CIPHER_STATE_BLOCKS 2
@@ -72,6 +75,16 @@ int peerd_srtp_cipher_state_blocks(const void *cipher_block, const void **blocks
 
 // Which of the types are installed (PEERD_SRTP_OPENSSL_* bits).
 int peerd_srtp_openssl_installed(void);
+// 1 when the AES-GCM types call the provider's AES-128-GCM and AES-256-GCM functions directly (found
+// through OpenSSL's provider API on first use), 0 when they go through EVP: the provider lookup
+// failed, or PEERD_SRTP_GCM_EVP was in the environment at the first GCM cipher (to compare the two).
+int peerd_srtp_gcm_calls_provider(void);
+// 1 when a cipher (a block from peerd_srtp_capture_begin's list, or srtp_cipher_t) is one of the
+// installed GCM types calling its provider directly; 0 otherwise.
+int peerd_srtp_gcm_cipher_calls_provider(const void *cipher_block);
+// The GCM types on EVP (SRTP_AES_GCM_128 or _256; NULL for other ids): what the installed types fall
+// back to. Not installed; for tests that compare the two paths.
+const srtp_cipher_type_t *peerd_srtp_gcm_evp_type(int cipher_id);
 
 // The cipher or auth type libsrtp's crypto kernel uses now for an id; NULL if it has none.
 const srtp_cipher_type_t *peerd_srtp_kernel_cipher_type(int cipher_id);
