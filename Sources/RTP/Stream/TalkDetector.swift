@@ -51,6 +51,10 @@ public struct TalkDetector: Sendable {
     private var newestStep: Int64?
     /// Energy (power × seconds) of each step in the window, at `step % steps`.
     private var energies = StepEnergies(repeating: 0)
+    /// The window energies at which the average level reaches the start and stop levels (-∞ for a
+    /// level of 127 or more, which any window meets): each packet compares energies, no logarithm.
+    private let startEnergy: Double
+    private let stopEnergy: Double
 
     /// Linear power of each RFC 6464 level (127, silence, is zero power).
     private static let powerOfLevel: [Double] = (0...127).map { $0 == 127 ? 0 : pow(10, -Double($0) / 10) }
@@ -60,11 +64,21 @@ public struct TalkDetector: Sendable {
         let window = configuration.window.components
         let nanoseconds = window.seconds * 1_000_000_000 + window.attoseconds / 1_000_000_000
         stepNanoseconds = max(1, nanoseconds / Int64(Self.steps))
+        let seconds = Self.seconds(of: configuration.window)
+        // The average level is at or below L < 127 exactly when the mean power is at least 10^(-L/10)
+        // (and so above zero); every window's level is at or below 127.
+        func energy(atLevel level: Double) -> Double { level >= 127 ? -.infinity : pow(10, -level / 10) * seconds }
+        startEnergy = energy(atLevel: configuration.startLevel)
+        stopEnergy = energy(atLevel: configuration.stopLevel)
     }
+
+    /// A packet's usual duration, whose length in seconds needs no conversion.
+    private static let packetDuration = Duration.milliseconds(20)
 
     /// Adds the level of a packet covering `duration` that arrived at `time`; returns an event on a transition.
     public mutating func add(level: UInt8, at time: MonotonicTime, duration: Duration = .milliseconds(20)) -> TalkEvent? {
-        let energy = Self.powerOfLevel[Int(min(level, 127))] * duration.seconds
+        let seconds = duration == Self.packetDuration ? 0.020 : duration.seconds
+        let energy = Self.powerOfLevel[Int(min(level, 127))] * seconds
         let step = self.step(of: time)
         advance(to: step)
         // A level older than the window (a late packet) adds nothing; one inside it counts in its own step.
@@ -83,17 +97,29 @@ public struct TalkDetector: Sendable {
     /// Re-evaluates at `now` without a new level (packets stopped: the window fills with silence).
     public mutating func evaluate(now: MonotonicTime) -> TalkEvent? {
         advance(to: step(of: now))
-        let average = windowLevel()
+        let energy = windowEnergy()
         if !isSpeaking {
-            if average <= configuration.startLevel {
+            if Self.reaches(energy, startEnergy) {  // the average level is at or below the start level
                 isSpeaking = true
                 return .started(at: now)
             }
-        } else if average > configuration.stopLevel {
+        } else if !Self.reaches(energy, stopEnergy) {  // the average level is above the stop level
             isSpeaking = false
             return .stopped(at: now)
         }
         return nil
+    }
+
+    /// Whether a window of `energy` is at or below the level whose energy is `threshold`.
+    private static func reaches(_ energy: Double, _ threshold: Double) -> Bool { energy >= threshold }
+
+    /// The averaging window in seconds, at least 1 ms.
+    private static func seconds(of window: Duration) -> Double { max(window.seconds, 1e-3) }
+
+    private func windowEnergy() -> Double {
+        var energy = 0.0
+        for index in 0..<Self.steps { energy += Double(energies[index]) }
+        return energy
     }
 
     private func step(of time: MonotonicTime) -> Int64 {
@@ -132,9 +158,7 @@ public struct TalkDetector: Sendable {
     /// Power average over the window (levels converted to power, time-weighted; time without
     /// levels counts as silence), back in -dBov, at most 127.
     private func windowLevel() -> Double {
-        var energy = 0.0
-        for index in 0..<Self.steps { energy += Double(energies[index]) }
-        let mean = energy / max(configuration.window.seconds, 1e-3)
+        let mean = windowEnergy() / Self.seconds(of: configuration.window)
         guard mean > 0 else { return 127 }
         return min(127, -10 * log10(mean))
     }

@@ -357,6 +357,31 @@ struct TalkDetectorTests {
         #expect(MemoryLayout<TalkDetector>.size <= 160)
     }
 
+    @Test("transitions compare window energies and give the events the average level in dB gives, for any thresholds")
+    func energyThresholdsMatchLevels() {
+        var rng = MediaSplitMix64(seed: 2026)
+        for trial in 0..<40 {
+            let start = Double(rng.next() % 131)
+            let stop = start + Double(rng.next() % 20)
+            let configuration = TalkDetectorConfiguration(startLevel: start, stopLevel: stop)
+            var detector = TalkDetector(configuration: configuration)
+            var speaking = false
+            var t: Int64 = 0
+            for _ in 0..<2_000 {
+                t += 20
+                if rng.next() % 40 == 0 { t += Int64(rng.next() % 2_500) }
+                let level = UInt8(rng.next() % 2 == 0 ? rng.next() % 128 : 127)
+                let event = detector.add(level: level, at: ms(t))
+                // The definition, in dB: start at or below the start level, stop above the stop level.
+                let average = detector.averageLevel
+                var expected: TalkEvent?
+                if !speaking, average <= start { expected = .started(at: ms(t)); speaking = true }
+                else if speaking, average > stop { expected = .stopped(at: ms(t)); speaking = false }
+                #expect(event == expected, "trial \(trial) (start \(start), stop \(stop)) at \(t) ms: average \(average)")
+            }
+        }
+    }
+
     @Test("levels: loud packets start talking, silence stops it, with hysteresis")
     func levels() {
         var detector = TalkDetector()
