@@ -479,23 +479,19 @@ static srtp_err_status_t gcm_decrypt(void *opaque, uint8_t *buffer, unsigned int
     return srtp_err_status_ok;
 }
 
-static const srtp_cipher_type_t gcm_128 = {
-    gcm_alloc, gcm_dealloc, gcm_init, gcm_set_aad, gcm_encrypt, gcm_decrypt, gcm_set_iv, gcm_get_tag,
-    "AES-128 GCM on OpenSSL (peerd)", &srtp_aes_gcm_128_test_case_0, SRTP_AES_GCM_128,
-};
-static const srtp_cipher_type_t gcm_256 = {
-    gcm_alloc, gcm_dealloc, gcm_init, gcm_set_aad, gcm_encrypt, gcm_decrypt, gcm_set_iv, gcm_get_tag,
-    "AES-256 GCM on OpenSSL (peerd)", &srtp_aes_gcm_256_test_case_0, SRTP_AES_GCM_256,
-};
+// A GCM type: every function but alloc is shared (the state says which path a cipher takes).
+#define GCM_TYPE(alloc, description, test_case, id) \
+    { alloc, gcm_dealloc, gcm_init, gcm_set_aad, gcm_encrypt, gcm_decrypt, gcm_set_iv, gcm_get_tag, description, test_case, id }
+static const srtp_cipher_type_t gcm_128 =
+    GCM_TYPE(gcm_alloc, "AES-128 GCM on OpenSSL (peerd)", &srtp_aes_gcm_128_test_case_0, SRTP_AES_GCM_128);
+static const srtp_cipher_type_t gcm_256 =
+    GCM_TYPE(gcm_alloc, "AES-256 GCM on OpenSSL (peerd)", &srtp_aes_gcm_256_test_case_0, SRTP_AES_GCM_256);
 // The same on EVP, not installed: what the installed types fall back to, for tests (peerd_srtp_gcm_evp_type).
-static const srtp_cipher_type_t gcm_128_evp = {
-    gcm_alloc_evp, gcm_dealloc, gcm_init, gcm_set_aad, gcm_encrypt, gcm_decrypt, gcm_set_iv, gcm_get_tag,
-    "AES-128 GCM on OpenSSL EVP (peerd)", &srtp_aes_gcm_128_test_case_0, SRTP_AES_GCM_128,
-};
-static const srtp_cipher_type_t gcm_256_evp = {
-    gcm_alloc_evp, gcm_dealloc, gcm_init, gcm_set_aad, gcm_encrypt, gcm_decrypt, gcm_set_iv, gcm_get_tag,
-    "AES-256 GCM on OpenSSL EVP (peerd)", &srtp_aes_gcm_256_test_case_0, SRTP_AES_GCM_256,
-};
+static const srtp_cipher_type_t gcm_128_evp =
+    GCM_TYPE(gcm_alloc_evp, "AES-128 GCM on OpenSSL EVP (peerd)", &srtp_aes_gcm_128_test_case_0, SRTP_AES_GCM_128);
+static const srtp_cipher_type_t gcm_256_evp =
+    GCM_TYPE(gcm_alloc_evp, "AES-256 GCM on OpenSSL EVP (peerd)", &srtp_aes_gcm_256_test_case_0, SRTP_AES_GCM_256);
+#undef GCM_TYPE
 
 const srtp_cipher_type_t *peerd_srtp_gcm_evp_type(int cipher_id) {
     switch (cipher_id) {
