@@ -286,6 +286,15 @@ int peerd_srtp_gcm_calls_provider(void) {
     return direct_gcm_for(SRTP_AES_128_KEY_LEN) != NULL && direct_gcm_for(SRTP_AES_256_KEY_LEN) != NULL;
 }
 
+// The tag through the provider's context parameters: set (the tag to check, before decrypting) or
+// get (the tag computed, after final when encrypting).
+static int provider_tag(const gcm_state *state, uint8_t *tag, int set) {
+    OSSL_PARAM params[2] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, (size_t)state->tag_len),
+        OSSL_PARAM_construct_end(),
+    };
+    return set ? state->direct->set_ctx_params(state->algctx, params) : state->direct->get_ctx_params(state->algctx, params);
+}
 
 // `use_provider`: call the provider directly when it was found (the installed types), else EVP.
 static srtp_err_status_t gcm_alloc_with(srtp_cipher_t **cp, int key_len, int tag_len, int use_provider) {
@@ -420,11 +429,7 @@ static srtp_err_status_t gcm_get_tag(void *opaque, uint8_t *tag, uint32_t *lengt
     int ok;
     if (state->direct != NULL) {
         size_t written = 0;
-        OSSL_PARAM params[2] = {
-            OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, (size_t)state->tag_len),
-            OSSL_PARAM_construct_end(),
-        };
-        ok = state->direct->final(state->algctx, NULL, &written, 0) && state->direct->get_ctx_params(state->algctx, params);
+        ok = state->direct->final(state->algctx, NULL, &written, 0) && provider_tag(state, tag, 0);
     } else {
         int written = 0;
         ok = EVP_CipherFinal_ex(state->ctx, NULL, &written) &&
@@ -446,11 +451,7 @@ static srtp_err_status_t gcm_decrypt(void *opaque, uint8_t *buffer, unsigned int
     uint8_t *tag = buffer + ciphertext_length;
     int tag_set;
     if (state->direct != NULL) {
-        OSSL_PARAM params[2] = {
-            OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, (size_t)state->tag_len),
-            OSSL_PARAM_construct_end(),
-        };
-        tag_set = state->direct->set_ctx_params(state->algctx, params);
+        tag_set = provider_tag(state, tag, 1);
     } else {
         tag_set = EVP_CIPHER_CTX_ctrl(state->ctx, EVP_CTRL_GCM_SET_TAG, state->tag_len, tag);
     }

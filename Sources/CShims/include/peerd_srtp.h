@@ -34,9 +34,9 @@
 int peerd_srtp_install_openssl(void);
 
 // Capture, on this thread, the blocks our types allocate between begin and end: per cipher its
-// block (cipher and state) then its EVP context (an AES-GCM cipher that calls its provider directly:
-// the provider's context), per HMAC its block, in allocation order (libsrtp
-// allocates a stream's SRTP cipher and auth before its SRTCP ones). A session's stream clones share
+// block (cipher and state) then its EVP context (for an AES-GCM cipher that calls its provider
+// directly, the provider's context), per HMAC its block, in allocation order (libsrtp allocates a
+// stream's SRTP cipher and auth before its SRTCP ones). A session's stream clones share
 // its template's cipher and auth, so these are what every packet of the session touches in our
 // types; the caller may prefetch them (they live until srtp_dealloc). End returns how many were
 // captured (at most PEERD_SRTP_CAPTURE_MAX) into `blocks`.
@@ -63,13 +63,14 @@ int peerd_srtp_stream_blocks(const void *session, const void *rtp_cipher, unsign
 // The memory of OpenSSL's own that one of our AES-GCM ciphers (a block from peerd_srtp_capture_begin's
 // list: srtp_cipher_t and state) touches per packet: the provider's GCM context, allocated by
 // OpenSSL, where its key schedule, GHASH table and IV live (cold on every packet of a receiver with
-// many connections: 5 % of its loop at 1,000 streams, `perf`). Found through OpenSSL 3.0's private
-// layout (evp_local.h: the EVP_CIPHER_CTX's provider context at 168, its fetched cipher at 176 — or,
-// for a cipher that calls its provider directly, the provider context it holds; ciphercommon_gcm.h: the GCM context starts with mode, key length and IV length, and points to its
-// own AES key schedule, whose round count follows 240 bytes of round keys), and only when every one
-// of these checks out against what OpenSSL's public API (or the cipher's own key size) says of it. Writes at most
-// PEERD_SRTP_CIPHER_STATE_BLOCKS ranges; returns how many (0: not a GCM cipher of ours, another
-// OpenSSL, or a layout that does not check out). Addresses only to prefetch: never written.
+// many connections: 5 % of its loop at 1,000 streams, `perf`). A cipher that calls its provider
+// directly holds that context; one on EVP reaches it through OpenSSL 3.0's private layout
+// (evp_local.h: the EVP_CIPHER_CTX's provider context at 168, its fetched cipher at 176). The GCM
+// context (ciphercommon_gcm.h) starts with mode, key length and IV length, and points to its own AES
+// key schedule, whose round count follows 240 bytes of round keys; the ranges are given only when
+// every one of these checks out against OpenSSL's public API and the cipher's own key size. Writes
+// at most PEERD_SRTP_CIPHER_STATE_BLOCKS ranges; returns how many (0: not a GCM cipher of ours,
+// another OpenSSL, or a layout that does not check out). Addresses only to prefetch: never written.
 #define PEERD_SRTP_CIPHER_STATE_BLOCKS 2
 int peerd_srtp_cipher_state_blocks(const void *cipher_block, const void **blocks, int *sizes);
 
