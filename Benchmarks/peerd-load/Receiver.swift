@@ -113,6 +113,7 @@ final class ReceivedConnection {
     var receiverReports: RTCPReceiverReportSchedule?
     var recordedSinceHousekeeping = false
     var levelSinceHousekeeping = false
+    var prefetchRefreshes = 0
     var audioLevelID: UInt8?
     var packets = 0
     var payloadBytes = 0
@@ -167,8 +168,13 @@ final class LoadReceiver: @unchecked Sendable {
             let now = MonotonicTime.now()
             housekeepingTicks += 1
             for connection in ordered {
-                // As the bot: once a second, tell a shared port what this connection's packets touch.
-                if housekeepingTicks % 10 == connection.id % 10, prefetch { refreshPrefetchHints(connection) }
+                // As the bot: tell a shared port what this connection's packets touch, once a second for
+                // ten seconds, then every ten seconds (see `RemotePeer.refreshPrefetchHints`).
+                if prefetch, housekeepingTicks % 10 == connection.id % 10,
+                   connection.prefetchRefreshes < 10 || (housekeepingTicks / 10) % 10 == (connection.id / 10) % 10 {
+                    connection.prefetchRefreshes += 1
+                    refreshPrefetchHints(connection)
+                }
                 // As the bot: a connection whose packets flow needs no tick (see `RemotePeer`).
                 if !connection.recordedSinceHousekeeping {
                     do {

@@ -47,15 +47,15 @@ public enum CRC32 {
 
 /// The Ogg page CRC (RFC 3533): polynomial 0x04C11DB7, not reflected, initial value 0, no final xor.
 public enum OggCRC {
-    /// `tables[k][i]`: the CRC of byte i followed by k zero bytes (slicing by 4: four bytes per step).
+    /// `tables[k][i]`: the CRC of byte i followed by k zero bytes (slicing by 8: eight bytes per step).
     @usableFromInline static let tables: [UInt32] = {
-        var tables = [UInt32](repeating: 0, count: 4 * 256)
+        var tables = [UInt32](repeating: 0, count: 8 * 256)
         for index in 0..<256 {
             var crc = UInt32(index) << 24
             for _ in 0..<8 { crc = (crc & 0x8000_0000) != 0 ? (crc << 1) ^ 0x04C1_1DB7 : crc << 1 }
             tables[index] = crc
         }
-        for k in 1..<4 {
+        for k in 1..<8 {
             for index in 0..<256 {
                 let previous = tables[(k - 1) * 256 + index]
                 tables[k * 256 + index] = (previous << 8) ^ tables[Int(previous >> 24)]
@@ -69,10 +69,15 @@ public enum OggCRC {
         tables.withUnsafeBufferPointer { t in
             var index = 0
             let count = bytes.count
-            while index + 4 <= count {
-                crc ^= UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
-                crc = t[768 + Int(crc >> 24)] ^ t[512 + Int((crc >> 16) & 0xFF)] ^ t[256 + Int((crc >> 8) & 0xFF)] ^ t[Int(crc & 0xFF)]
-                index += 4
+            // A page body is kilobytes: eight bytes per step (the first four take the running CRC).
+            while index + 8 <= count {
+                let high = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt32.self)) ^ crc
+                let low = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: index + 4, as: UInt32.self))
+                crc = t[7 * 256 + Int(high >> 24)] ^ t[6 * 256 + Int((high >> 16) & 0xFF)]
+                    ^ t[5 * 256 + Int((high >> 8) & 0xFF)] ^ t[4 * 256 + Int(high & 0xFF)]
+                    ^ t[3 * 256 + Int(low >> 24)] ^ t[2 * 256 + Int((low >> 16) & 0xFF)]
+                    ^ t[1 * 256 + Int((low >> 8) & 0xFF)] ^ t[Int(low & 0xFF)]
+                index += 8
             }
             while index < count {
                 crc = (crc << 8) ^ t[Int(((crc >> 24) ^ UInt32(bytes[index])) & 0xFF)]

@@ -246,6 +246,13 @@ import Signaling
     }
 }
 
+@Suite struct PrefetchRefreshTests {
+    @Test func hintsAreRefreshedEverySecondForTenSecondsThenEveryTenSeconds() {
+        let visits = (1...1_000).filter { RemotePeer.refreshesPrefetchHints(atVisit: $0) }
+        #expect(visits == Array(stride(from: 1, through: 91, by: 10)) + Array(stride(from: 101, through: 901, by: 100)))
+    }
+}
+
 /// Log lines collected for assertions. Guarded by `lock`, which makes the `@unchecked Sendable` safe.
 final class CollectedLog: @unchecked Sendable {
     private let lock = NSLock()

@@ -49,7 +49,7 @@ import Testing
         #expect(OggCRC.checksum(Array("123456789".utf8)) == 0x89A1_897F)
     }
 
-    @Test func oggCRCFourBytesAtATimeAgreesWithTheBytewiseDefinition() {
+    @Test func oggCRCEightBytesAtATimeAgreesWithTheBytewiseDefinition() {
         var generator = SystemRandomNumberGenerator()
         for length in Array(0...20) + [255, 4096, 5003] {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }

@@ -20,6 +20,17 @@ public enum OggOutputError: Error, Equatable, Sendable {
 public protocol OggOutput: AnyObject {
     /// Writes all of `bytes` (or throws).
     func write(_ bytes: [UInt8]) throws(OggOutputError)
+    /// Writes all of `header`, then all of `body` (one page in two parts, or throws).
+    func write(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) throws(OggOutputError)
+}
+
+extension OggOutput {
+    /// Joins the parts and writes them as one array.
+    public func write(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) throws(OggOutputError) {
+        var bytes = [UInt8](header)
+        bytes.append(contentsOf: body)
+        try write(bytes)
+    }
 }
 
 /// An `OggOutput` collecting bytes in memory.
@@ -75,6 +86,42 @@ public final class OggFileOutput: OggOutput {
         if let creationError { throw creationError }
         guard fd >= 0 else { throw .closed }
         try writeAll(bytes)
+    }
+
+    /// One `writev` for both parts (a recorder's page a second: no joined copy).
+    public func write(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) throws(OggOutputError) {
+        if pendingCreation != nil {
+            try settleCreation(wait: false)
+            if pendingCreation != nil {
+                held.append(contentsOf: header)
+                held.append(contentsOf: body)
+                return
+            }
+        }
+        if let creationError { throw creationError }
+        guard fd >= 0 else { throw .closed }
+        var parts = [header, body]
+        var first = 0
+        while first < parts.count {
+            let written = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+                for index in first..<parts.count {
+                    vectors[index - first] = iovec(iov_base: UnsafeMutableRawPointer(mutating: parts[index].baseAddress),
+                                                   iov_len: parts[index].count)
+                }
+                return writev(fd, vectors.baseAddress, Int32(parts.count - first))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw .posix(operation: "writev", errno: errno)
+            }
+            // A short write: go on after what was written (an empty part is passed over).
+            var remaining = written
+            while first < parts.count, remaining >= parts[first].count {
+                remaining -= parts[first].count
+                first += 1
+            }
+            if first < parts.count, remaining > 0 { parts[first] = UnsafeRawBufferPointer(rebasing: parts[first][remaining...]) }
+        }
     }
 
     private func writeAll(_ bytes: [UInt8]) throws(OggOutputError) {
@@ -264,7 +311,12 @@ public final class OggOpusWriter {
     /// Writes every packet but the held newest one as pages now.
     public func flush() throws(OggOpusError) {
         guard !isFinished else { throw .finished }
-        try emit(packer.flush())
+        try emit(packer.takeFullPages())
+        do throws(OggOutputError) {
+            try packer.writePendingPage { (header, body) throws(OggOutputError) in try output.write(header: header, body: body) }
+        } catch {
+            throw .output(error)
+        }
         lastFlushGranule = submittedGranule
     }
 

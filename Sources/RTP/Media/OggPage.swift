@@ -89,7 +89,21 @@ public struct OggPage: Sendable, Equatable {
               segmentTable.reduce(0, { $0 + Int($1) }) == body.count else { throw .invalidSegmentTable }
         var out: [UInt8] = []
         out.reserveCapacity(Self.headerLength + segmentTable.count + body.count)
-        out += Self.capturePattern
+        body.withUnsafeBytes { body in
+            Self.writeHeader(into: &out, headerType: headerType, granulePosition: granulePosition, serialNumber: serialNumber,
+                             sequenceNumber: sequenceNumber, segmentTable: segmentTable, body: body)
+            out.append(contentsOf: body)
+        }
+        return out
+    }
+
+    /// Appends the header and lacing table of the page with these fields to `out`, its CRC computed
+    /// over them and `body` (the page's bytes are `out`'s new bytes followed by `body`). The caller
+    /// guarantees at most 255 lacing values that add up to `body.count`.
+    static func writeHeader(into out: inout [UInt8], headerType: OggHeaderType, granulePosition: Int64, serialNumber: UInt32,
+                            sequenceNumber: UInt32, segmentTable: [UInt8], body: UnsafeRawBufferPointer) {
+        let start = out.count
+        out += capturePattern
         out.append(0)
         out.append(headerType.rawValue)
         out.appendLittleEndian(UInt64(bitPattern: granulePosition))
@@ -98,13 +112,11 @@ public struct OggPage: Sendable, Equatable {
         out.appendLittleEndian(UInt32(0))
         out.append(UInt8(segmentTable.count))
         out += segmentTable
-        out += body
-        let crc = OggCRC.checksum(out)
-        out[22] = UInt8(truncatingIfNeeded: crc)
-        out[23] = UInt8(truncatingIfNeeded: crc >> 8)
-        out[24] = UInt8(truncatingIfNeeded: crc >> 16)
-        out[25] = UInt8(truncatingIfNeeded: crc >> 24)
-        return out
+        let crc = OggCRC.update(out.withUnsafeBytes { OggCRC.update(0, UnsafeRawBufferPointer(rebasing: $0[start...])) }, body)
+        out[start + 22] = UInt8(truncatingIfNeeded: crc)
+        out[start + 23] = UInt8(truncatingIfNeeded: crc >> 8)
+        out[start + 24] = UInt8(truncatingIfNeeded: crc >> 16)
+        out[start + 25] = UInt8(truncatingIfNeeded: crc >> 24)
     }
 
     /// Parses one page from the start of `bytes`; returns it and the number of bytes it used.

@@ -109,22 +109,58 @@ public struct OggPagePacker: Sendable {
         return takeFullPages()
     }
 
-    private mutating func closePage(endOfStream: Bool, nextContinued: Bool) {
+    /// Closes the pending data as a page, as `flush()` does, and hands that page's bytes to `write`
+    /// in two parts, the header with its lacing table and the body, straight from the packer's
+    /// buffers: no page value, no serialized copy, and the buffers keep their capacity for the next
+    /// page (a recorder's page a second needs no growing buffers, and the buffers' prefetch hints
+    /// stay true). Does nothing when no data is pending. Take closed full pages first
+    /// (`takeFullPages`): this page comes after them.
+    public mutating func writePendingPage<Failure: Error>(
+        _ write: (_ header: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer) throws(Failure) -> Void
+    ) throws(Failure) {
+        guard !table.isEmpty else { return }
+        precondition(ready.isEmpty, "take the full pages before writing the pending one")
+        var header: [UInt8] = []
+        header.reserveCapacity(OggPage.headerLength + table.count)
+        let flags = nextPageFlags(endOfStream: false)
+        let written: Result<Void, Failure> = body.withUnsafeBytes { body in
+            OggPage.writeHeader(into: &header, headerType: flags, granulePosition: pageGranule, serialNumber: serialNumber,
+                                sequenceNumber: nextSequenceNumber, segmentTable: table, body: body)
+            return header.withUnsafeBytes { header in
+                do throws(Failure) { try write(header, body) } catch { return .failure(error) }
+                return .success(())
+            }
+        }
+        // The page is gone either way (as a flushed page whose write failed): the stream goes on.
+        advance(endOfStream: false, nextContinued: false)
+        table.removeAll(keepingCapacity: true)
+        body.removeAll(keepingCapacity: true)
+        try written.get()
+    }
+
+    private func nextPageFlags(endOfStream: Bool) -> OggHeaderType {
         var flags: OggHeaderType = []
         if startsContinued { flags.insert(.continued) }
         if isAtStart { flags.insert(.beginOfStream) }
         if endOfStream { flags.insert(.endOfStream) }
-        ready.append(OggPage(headerType: flags, granulePosition: pageGranule, serialNumber: serialNumber,
-                             sequenceNumber: nextSequenceNumber, segmentTable: table, body: body))
+        return flags
+    }
+
+    private mutating func advance(endOfStream: Bool, nextContinued: Bool) {
         nextSequenceNumber &+= 1
         isAtStart = false
         if endOfStream { isFinished = true }
-        // (Reserving the next page's arrays at this page's size saved no measurable CPU and cost
-        // 1 KiB per recorded stream: peerd-load, 1,000 streams.)
-        table = []
-        body = []
         pageGranule = -1
         startsContinued = nextContinued
+    }
+
+    private mutating func closePage(endOfStream: Bool, nextContinued: Bool) {
+        ready.append(OggPage(headerType: nextPageFlags(endOfStream: endOfStream), granulePosition: pageGranule,
+                             serialNumber: serialNumber, sequenceNumber: nextSequenceNumber, segmentTable: table, body: body))
+        advance(endOfStream: endOfStream, nextContinued: nextContinued)
+        // The page holds the buffers now: the next page starts new ones.
+        table = []
+        body = []
     }
 }
 

@@ -84,16 +84,23 @@ final class RemotePeer {
 
     var core: PeerConnectionCore? { driver?.core }
 
-    /// Housekeeping visits while connected: every `prefetchRefreshVisits`-th refreshes the hints.
+    /// Housekeeping visits (10 a second) while connected.
     var housekeepingVisits = 0
-    static let prefetchRefreshVisits = 10
+
+    /// Whether the `visit`-th housekeeping visit (from 1) refreshes the prefetch hints: visits 1, 11,
+    /// …, 91, then 101, 201, ….
+    static func refreshesPrefetchHints(atVisit visit: Int) -> Bool {
+        visit % (visit <= 100 ? 10 : 100) == 1
+    }
 
     /// On a shared port (`--port`), tells the port what this participant's next packet touches (see
-    /// `PrefetchHints`): the connection's objects, this peer (its talk detector inline), its recorder. Once a
-    /// second per peer while connected, since the recorder's buffers move as pages are written.
+    /// `PrefetchHints`): the connection's objects, this peer (its talk detector inline), its recorder.
+    /// Once a second for the first ten seconds connected, while the SRTP stream and the recorder's
+    /// buffers are set up and grow to their size, then every ten seconds (a recorder keeps its
+    /// buffers from page to page; a stale hint costs only a wasted prefetch).
     func refreshPrefetchHints() {
         housekeepingVisits += 1
-        guard housekeepingVisits % Self.prefetchRefreshVisits == 1, let driver else { return }
+        guard Self.refreshesPrefetchHints(atVisit: housekeepingVisits), let driver else { return }
         driver.refreshPrefetchHints { [self] hints in
             hints.add(self, bytes: 512)
             oggRecorder?.addPrefetchHints(&hints)

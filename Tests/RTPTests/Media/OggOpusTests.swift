@@ -155,6 +155,32 @@ struct OggOpusTests {
         }
     }
 
+    @Test("a file output writes a page's two parts in order, directly and while its file is being created; a closed one throws")
+    func twoPartWrites() throws {
+        let dir = try MediaTempDirectory()
+        defer { dir.remove() }
+        let header = [UInt8](0..<40)
+        let body = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let direct = try OggFileOutput(path: dir.path("direct.bin"))
+        let background = OggFileOutput(creatingInBackground: dir.path("background.bin"))
+        for output in [direct, background] {
+            try header.withUnsafeBytes { h in try body.withUnsafeBytes { b in try output.write(header: h, body: b) } }
+            try output.write([0xEE])
+            try header.withUnsafeBytes { h in try output.write(header: h, body: UnsafeRawBufferPointer(start: nil, count: 0)) }
+            try output.close()
+        }
+        for name in ["direct.bin", "background.bin"] {
+            #expect(try readFileBytes(dir.path(name)) == header + body + [0xEE] + header, "\(name)")
+        }
+        #expect(throws: OggOutputError.closed) {
+            try header.withUnsafeBytes { h in try body.withUnsafeBytes { b in try direct.write(header: h, body: b) } }
+        }
+        // An output without its own two-part write joins the parts.
+        let memory = OggMemoryOutput()
+        try header.withUnsafeBytes { h in try body.withUnsafeBytes { b in try memory.write(header: h, body: b) } }
+        #expect(memory.bytes == header + body)
+    }
+
     @Test("a 3 s tone written with OggOpusWriter passes opusinfo, ffprobe and opusdec; a cut copy still decodes")
     func externalTools() throws {
         let dir = try MediaTempDirectory()

@@ -135,6 +135,62 @@ struct OggTests {
         #expect(read.compactMap(\.granulePosition).count >= pages.filter { $0.granulePosition >= 0 }.count)
     }
 
+    @Test("a pending page written in two parts is the page flush() serializes; the buffers keep their capacity; a failed write drops that page only")
+    func pendingPageInTwoParts() throws {
+        struct WriteFailed: Error {}
+        let packets = Self.packetSizes.enumerated().map { index, size in
+            (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 17 &+ index) }
+        }
+        // The same packets into two packers, flushed at the same points: one the page way, one in parts.
+        var pagePacker = OggPagePacker(serialNumber: 9)
+        var partPacker = OggPagePacker(serialNumber: 9)
+        var expected: [UInt8] = []
+        var written: [UInt8] = []
+        var parts = 0
+        for (index, packet) in packets.enumerated() {
+            pagePacker.append(packet: packet, granulePosition: Int64(index * 960))
+            partPacker.append(packet: packet, granulePosition: Int64(index * 960))
+            for page in pagePacker.takeFullPages() { expected += try page.serialized() }
+            for page in partPacker.takeFullPages() { written += try page.serialized() }
+            guard index % 3 == 2 else { continue }
+            for page in pagePacker.flush() { expected += try page.serialized() }
+            partPacker.writePendingPage { header, body in
+                #expect(header.count == OggPage.headerLength + Int(header[26]))
+                written += header
+                written += body
+                parts += 1
+            }
+        }
+        for page in pagePacker.flush() { expected += try page.serialized() }
+        partPacker.writePendingPage { header, body in written += header; written += body; parts += 1 }
+        #expect(parts >= 4)
+        #expect(written == expected)
+        #expect(partPacker.nextSequenceNumber == pagePacker.nextSequenceNumber)
+        // Nothing pending: nothing written.
+        partPacker.writePendingPage { _, _ in Issue.record("an empty page was written") }
+
+        // The buffers are kept: the next page of the same size writes from the same memory.
+        var steady = OggPagePacker(serialNumber: 3)
+        var bodies: Set<UnsafeRawPointer?> = []
+        for round in 0..<5 {
+            for index in 0..<50 { steady.append(packet: [UInt8](repeating: UInt8(index), count: 100), granulePosition: Int64(round * 50 + index) * 960) }
+            steady.writePendingPage { _, body in bodies.insert(body.baseAddress) }
+        }
+        #expect(bodies.count == 1, "the body buffer moved: \(bodies.count) addresses")
+
+        // A write that fails loses its page; the next page follows it in sequence, without its data.
+        var failing = OggPagePacker(serialNumber: 5)
+        failing.append(packet: [1, 2, 3], granulePosition: 960)
+        #expect(throws: WriteFailed.self) { try failing.writePendingPage { (_, _) throws(WriteFailed) in throw WriteFailed() } }
+        failing.append(packet: [4, 5], granulePosition: 1920)
+        var after: [UInt8] = []
+        failing.writePendingPage { header, body in after += header; after += body }
+        let (page, length) = try after.withUnsafeBytes { try OggPage.parse($0) }
+        #expect(length == after.count)
+        #expect(page.sequenceNumber == 1 && page.body == [4, 5] && page.granulePosition == 1920)
+        #expect(!page.headerType.contains(.beginOfStream))
+    }
+
     @Test("reader resynchronizes after garbage and drops packets whose start was lost")
     func resync() throws {
         var packer = OggPagePacker(serialNumber: 1)
