@@ -19,8 +19,9 @@ public enum CRC32 {
     }()
 
     @inlinable public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
+        // The running CRC is the closure's own local (captured, it would go through memory every step).
         tables.withUnsafeBufferPointer { t in
+            var crc: UInt32 = 0xFFFF_FFFF
             var index = 0
             let count = bytes.count
             while index + 8 <= count {
@@ -36,8 +37,8 @@ public enum CRC32 {
                 crc = t[Int((crc ^ UInt32(bytes[index])) & 0xFF)] ^ (crc >> 8)
                 index += 1
             }
+            return crc ^ 0xFFFF_FFFF
         }
-        return crc ^ 0xFFFF_FFFF
     }
 
     @inlinable public static func checksum(_ bytes: [UInt8]) -> UInt32 {
@@ -65,8 +66,9 @@ public enum OggCRC {
     }()
 
     @inlinable public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc = crc
+        // The running CRC is the closure's own local (captured, it would go through memory every step).
         tables.withUnsafeBufferPointer { t in
+            var crc = crc
             var index = 0
             let count = bytes.count
             // A page body is kilobytes: eight bytes per step (the first four take the running CRC).
@@ -83,8 +85,8 @@ public enum OggCRC {
                 crc = (crc << 8) ^ t[Int(((crc >> 24) ^ UInt32(bytes[index])) & 0xFF)]
                 index += 1
             }
+            return crc
         }
-        return crc
     }
 
     /// One byte at a time (the definition; `update` must agree with it).

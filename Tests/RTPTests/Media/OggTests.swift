@@ -165,6 +165,15 @@ struct OggTests {
         partPacker.writePendingPage { header, body in written += header; written += body; parts += 1 }
         #expect(parts >= 4)
         #expect(written == expected)
+        // Every page's CRC, recomputed from its bytes, matches.
+        var offset = 0
+        var pages = 0
+        while offset < written.count {
+            let (_, length) = try written.withUnsafeBytes { try OggPage.parse(UnsafeRawBufferPointer(rebasing: $0[offset...]), verifyCRC: true) }
+            offset += length
+            pages += 1
+        }
+        #expect(pages > parts)
         #expect(partPacker.nextSequenceNumber == pagePacker.nextSequenceNumber)
         // Nothing pending: nothing written.
         partPacker.writePendingPage { _, _ in Issue.record("an empty page was written") }
