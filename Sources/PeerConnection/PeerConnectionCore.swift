@@ -63,12 +63,16 @@ public enum SignalingState: String, Sendable {
 }
 
 /// What the connection tells its owner.
+///
+/// The rare large cases are `indirect` (boxed): an event is as large as its largest case, and every
+/// received packet's `.rtp` goes through a few copies of one (a pair of candidates inline made each
+/// of those 285 bytes; now the RTP packet sets the size).
 public enum PeerConnectionEvent: Sendable {
     /// A local candidate to signal (trickle).
-    case localCandidate(Candidate)
+    indirect case localCandidate(Candidate)
     case gatheringComplete
     case iceStateChanged(ICEConnectionState)
-    case selectedPairChanged(ICECandidatePair)
+    indirect case selectedPairChanged(ICECandidatePair)
     /// DTLS is up and SRTP keys are installed: media can flow.
     case connected(profile: SRTPProfile)
     /// An SRTP packet decrypted and parsed. Its payload is a slice of the received datagram.
