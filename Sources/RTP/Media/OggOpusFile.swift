@@ -242,10 +242,15 @@ public final class OggOpusWriter {
 
     private let output: any OggOutput
     @exclusivity(unchecked) private var packer: OggPagePacker
-    /// The held packet: a copy in storage the writer reuses, not the caller's buffer. A recorder's
-    /// packet is a slice of its datagram, and holding that would keep every stream's previous
-    /// datagram alive until the next one, to be read and freed cold 20 ms later.
-    @exclusivity(unchecked) private var heldBytes: [UInt8] = []
+    /// The held packet: a copy in storage the writer owns and reuses, not the caller's buffer. A
+    /// recorder's packet is a slice of its datagram, and holding that would keep every stream's
+    /// previous datagram alive until the next one, to be read and freed cold 20 ms later. Raw
+    /// memory rather than an array: handing an array's bytes to the packer retained and released
+    /// it, and refilling it checked its uniqueness, for every packet. `heldCapacity` bytes from
+    /// `heldStorage`, of which the first `heldCount` are the packet; grown as packets need, freed in `deinit`.
+    private var heldStorage: UnsafeMutableRawPointer
+    private var heldCapacity: Int
+    private var heldCount = 0
     private var heldGranule: Int64?
     /// Granule position of the newest packet handed to the packer.
     private var submittedGranule: Int64 = 0
@@ -258,16 +263,25 @@ public final class OggOpusWriter {
         self.head = head
         self.flushInterval = max(1, flushInterval)
         self.packer = OggPagePacker(serialNumber: serialNumber)
+        heldCapacity = Self.initialHeldCapacity
+        heldStorage = .allocate(byteCount: heldCapacity, alignment: 16)
         packer.append(packet: head.serialized(), granulePosition: 0)
         try emit(packer.flush())
         packer.append(packet: tags.serialized(), granulePosition: 0)
         try emit(packer.flush())
     }
 
+    /// Room for a usual voice packet (Opus at up to 64 kbit/s in 20 ms) before the first growth.
+    static let initialHeldCapacity = 192
+
+    deinit {
+        heldStorage.deallocate()
+    }
+
     /// Adds what writing the next packet touches: this writer, the held packet's buffer, the packer's buffers.
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 192)
-        hints.add(heldBytes, bytes: 128)
+        hints.add(address: heldStorage, bytes: min(heldCapacity, 128))
         packer.addPrefetchHints(&hints)
     }
 
@@ -300,9 +314,8 @@ public final class OggOpusWriter {
         guard granulePosition >= self.granulePosition else {
             throw .granuleDecreased(previous: self.granulePosition, new: granulePosition)
         }
-        if let heldGranule { try submit(heldBytes[...], granule: heldGranule) }
-        heldBytes.removeAll(keepingCapacity: true)
-        packet.withUnsafeBufferPointer { heldBytes.append(contentsOf: $0) }
+        if let heldGranule { try submit(granule: heldGranule) }
+        packet.withUnsafeBytes { hold($0) }
         heldGranule = granulePosition
         self.granulePosition = granulePosition
         if submittedGranule - lastFlushGranule >= Int64(flushInterval) { try flush() }
@@ -334,15 +347,27 @@ public final class OggOpusWriter {
             }
             finalGranule = granule
         }
-        if let heldGranule { try submit(heldBytes[...], granule: finalGranule ?? heldGranule) }
+        if let heldGranule { try submit(granule: finalGranule ?? heldGranule) }
         heldGranule = nil
-        heldBytes = []
+        heldCount = 0
         isFinished = true
         try emit(packer.flush(endOfStream: true))
     }
 
-    private func submit(_ packet: ArraySlice<UInt8>, granule: Int64) throws(OggOpusError) {
-        packer.append(packet: packet, granulePosition: granule)
+    /// Copies `packet` into the held packet's storage (growing it when it is too small).
+    private func hold(_ packet: UnsafeRawBufferPointer) {
+        if packet.count > heldCapacity {
+            heldStorage.deallocate()
+            heldCapacity = max(packet.count, heldCapacity * 2)
+            heldStorage = .allocate(byteCount: heldCapacity, alignment: 16)
+        }
+        if let source = packet.baseAddress { heldStorage.copyMemory(from: source, byteCount: packet.count) }
+        heldCount = packet.count
+    }
+
+    /// Hands the held packet to the packer.
+    private func submit(granule: Int64) throws(OggOpusError) {
+        packer.append(bytes: UnsafeRawBufferPointer(start: heldStorage, count: heldCount), granulePosition: granule)
         submittedGranule = granule
         let full = packer.takeFullPages()
         if !full.isEmpty {

@@ -68,15 +68,17 @@ public struct OggPagePacker: Sendable {
 
     /// Adds a packet (a slice, e.g. of a received datagram) whose end has granule position `granulePosition`.
     public mutating func append(packet: ArraySlice<UInt8>, granulePosition: Int64) {
-        var offset = packet.startIndex
-        let end = packet.endIndex
+        packet.withUnsafeBytes { append(bytes: $0, granulePosition: granulePosition) }
+    }
+
+    /// Adds a packet given as raw bytes (copied) whose end has granule position `granulePosition`.
+    public mutating func append(bytes packet: UnsafeRawBufferPointer, granulePosition: Int64) {
+        var offset = 0
         while true {
-            let length = min(255, end - offset)
+            let length = min(255, packet.count - offset)
             table.append(UInt8(length))
             // One memcpy: the generic `+=` of a slice goes element by element.
-            packet.withUnsafeBufferPointer { source in
-                body.append(contentsOf: UnsafeBufferPointer(rebasing: source[(offset - packet.startIndex)..<(offset - packet.startIndex + length)]))
-            }
+            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: packet[offset..<(offset + length)]))
             offset += length
             let last = length < 255
             if last {

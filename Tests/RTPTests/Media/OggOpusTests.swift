@@ -155,6 +155,19 @@ struct OggOpusTests {
         }
     }
 
+    @Test("the writer's held packet grows for large packets and shrinks back for small ones; every packet reads back")
+    func heldPacketSizes() throws {
+        let sizes = [10, 191, 192, 193, 1275, 5000, 3, 70_000, 255, 256, 0, 1]
+        let packets = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ index) } }
+        let output = OggMemoryOutput()
+        let writer = try OggOpusWriter(output: output, head: OpusHead(channelCount: 1, preSkip: 0), serialNumber: 77, flushInterval: 960 * 3)
+        for packet in packets { try writer.write(packet: packet, samples: 960) }
+        try writer.finish()
+        let read = try OggOpusReader.read(output.bytes)
+        #expect(read.packets.map(\.bytes) == packets)
+        #expect(read.packets.last?.isEndOfStream == true)
+    }
+
     @Test("a file output writes a page's two parts in order, directly and while its file is being created; a closed one throws")
     func twoPartWrites() throws {
         let dir = try MediaTempDirectory()
