@@ -108,46 +108,45 @@ public struct RTPPacket: Sendable, Hashable {
 
     /// Parses a whole RTP packet; `payload` and `headerExtension.data` are slices of `bytes`.
     public init(parsing bytes: ArraySlice<UInt8>) throws(RTPParseError) {
+        self = try Self.parse(bytes)
+    }
+
+    /// The parser behind `init(parsing:)`: every check (and throw) first, into locals, then the packet
+    /// built once in the result. An initializer that assigned the stored properties one by one
+    /// between throws was compiled to build the packet twice on the stack and copy one out (two
+    /// retains and two releases of the datagram per received packet).
+    private static func parse(_ bytes: ArraySlice<UInt8>) throws(RTPParseError) -> RTPPacket {
         let fixed = try RTPFixedHeader(parsing: bytes)
         let s = bytes.startIndex
         let n = bytes.count
         var offset = 12 + fixed.csrcCount * 4
         guard offset <= n else { throw .csrcOverrun(csrcCount: fixed.csrcCount, length: n) }
-        if fixed.csrcCount == 0 {
-            csrcs = []
-        } else {
-            var list = [SSRC]()
-            list.reserveCapacity(fixed.csrcCount)
-            for i in 0..<fixed.csrcCount { list.append(SSRC(bytes.rtpU32(s + 12 + 4 * i))) }
-            csrcs = list
-        }
+        var extensionRange: (profile: UInt16, range: Range<Int>)?
         if fixed.hasExtension {
             guard offset + 4 <= n else { throw .extensionOverrun(needed: offset + 4, length: n) }
             let profile = bytes.rtpU16(s + offset)
             let end = offset + 4 + Int(bytes.rtpU16(s + offset + 2)) * 4
             guard end <= n else { throw .extensionOverrun(needed: end, length: n) }
-            headerExtension = RTPHeaderExtension(profile: profile, data: bytes[(s + offset + 4)..<(s + end)])
+            extensionRange = (profile, (s + offset + 4)..<(s + end))
             offset = end
-        } else {
-            headerExtension = nil
         }
-        var payloadEnd = n
+        var paddingCount = 0
         if fixed.hasPadding {
             let count = Int(bytes[s + n - 1])
             guard count >= 1, count <= n - offset else {
                 throw .invalidPadding(paddingLength: count, available: n - offset)
             }
-            payloadEnd = n - count
-            paddingLength = UInt8(count)
-        } else {
-            paddingLength = 0
+            paddingCount = count
         }
-        payload = bytes[(s + offset)..<(s + payloadEnd)]
-        marker = fixed.marker
-        payloadType = fixed.payloadType
-        sequenceNumber = fixed.sequenceNumber
-        timestamp = fixed.timestamp
-        ssrc = fixed.ssrc
+        var csrcs: [SSRC] = []
+        if fixed.csrcCount > 0 {
+            csrcs.reserveCapacity(fixed.csrcCount)
+            for i in 0..<fixed.csrcCount { csrcs.append(SSRC(bytes.rtpU32(s + 12 + 4 * i))) }
+        }
+        return RTPPacket(marker: fixed.marker, payloadType: fixed.payloadType, sequenceNumber: fixed.sequenceNumber,
+                         timestamp: fixed.timestamp, ssrc: fixed.ssrc, csrcs: csrcs,
+                         headerExtension: extensionRange.map { RTPHeaderExtension(profile: $0.profile, data: bytes[$0.range]) },
+                         payload: bytes[(s + offset)..<(s + n - paddingCount)], paddingLength: UInt8(paddingCount))
     }
 
     /// Header length as serialized: 12 + CSRCs + extension.
