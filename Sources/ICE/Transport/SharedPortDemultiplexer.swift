@@ -15,7 +15,8 @@ import Wire
 /// response arrives); a response it no longer knows falls back to the lookup by source.
 public struct SharedPortDemultiplexer<ID: Hashable & Sendable>: Sendable {
     private var byUfrag: [String: ID] = [:]
-    private var bySource: [TransportAddress: ID] = [:]
+    /// Source → agent: looked up for every datagram that is not a STUN request (see `AddressTable`).
+    private var bySource = AddressTable<ID>()
     private var sources: [ID: Set<TransportAddress>] = [:]
     /// Upper bound on remembered sources per agent (candidate pairs are bounded the same way).
     public var maximumSourcesPerAgent = 128
