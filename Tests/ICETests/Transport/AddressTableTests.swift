@@ -4,19 +4,7 @@ import Testing
 /// The shared port's source table against a `Dictionary` doing the same: inserts, updates,
 /// removals (with the backward shift across wrapped probe runs), growth, IPv4 and IPv6.
 @Suite struct AddressTableTests {
-    /// SplitMix64: a seeded generator, so a failure can be replayed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
-    static func address(_ index: Int, using generator: inout Generator) -> TransportAddress {
+    static func address(_ index: Int) -> TransportAddress {
         // Few distinct hosts and ports: addresses repeat, so updates and removals find entries.
         let port = UInt16(40_000 + index % 97)
         if index % 5 == 0 {
@@ -27,11 +15,11 @@ import Testing
 
     @Test(arguments: [1, 2, 3, 4])
     func agreesWithADictionary(seed: UInt64) {
-        var generator = Generator(state: seed)
+        var generator = SplitMix64(seed: seed)
         var table = AddressTable<Int>()
         var model: [TransportAddress: Int] = [:]
         for step in 0..<20_000 {
-            let address = Self.address(Int.random(in: 0..<3_000, using: &generator), using: &generator)
+            let address = Self.address(Int.random(in: 0..<3_000, using: &generator))
             switch Int.random(in: 0..<10, using: &generator) {
             case 0..<5:
                 table[address] = step
@@ -50,7 +38,7 @@ import Testing
         for (address, value) in model { #expect(table[address] == value) }
         #expect(table.entries.count == model.count)
         for entry in table.entries { #expect(model[entry.address] == entry.value) }
-        var generator2 = Generator(state: seed &+ 100)
+        var generator2 = SplitMix64(seed: seed &+ 100)
         for index in 0..<500 {
             let probe = TransportAddress(ip: .v4(0x0A00_0000 &+ UInt32(index)), port: UInt16.random(in: 1...65535, using: &generator2))
             #expect(table[probe] == model[probe])
