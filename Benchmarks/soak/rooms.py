@@ -14,8 +14,9 @@ After a warm-up wave it takes the server's figures (heap in use from /health, de
 /proc), runs the measured waves, waits until /health shows no connection and no user, and one ping interval
 more (the WebSocket layer keeps a closed connection's ping task until its next tick), and takes them again.
 
-Fails (exit 1) when the server keeps users or connections, when its descriptors grew or its threads grew
-with the clients (in the second half of the measured waves, or by more than a thread per core), or when its
+Fails (exit 1) when the server keeps users or connections, when its descriptors grew by more than two
+(after 5 s more to come back to the warm-up's count), when its threads grew with the clients (in the
+second half of the measured waves, or by more than a thread per core), or when its
 heap grew by more than --max-bytes-per-connection per client (a connection whose state is never freed
 leaves hundreds of bytes: hummingbird-websocket 2.8.1's router left about 750).
 
@@ -182,7 +183,13 @@ def main():
         if growth > args.max_bytes_per_connection:
             failures.append(f"the server's heap grew {growth:.0f} bytes per client "
                             f"(> {args.max_bytes_per_connection:g}): connections are not freed")
+        # A descriptor over the warm-up's can be a connection the kernel is still closing, or one the
+        # server opens once (a CI run saw 16 -> 17 after 3,000 clients): it gets 5 s to go, and two may
+        # stay. Leaked descriptors grow with the clients: even one per thousand clients is three more.
         if final["fds"] > reference["fds"]:
+            wait_until(lambda: proc_figures(server.pid)["fds"] <= reference["fds"], 5)
+            final["fds"] = proc_figures(server.pid)["fds"]
+        if final["fds"] > reference["fds"] + 2:
             failures.append(f"the server's descriptors grew from {reference['fds']} to {final['fds']}")
         # Swift's cooperative thread pool starts its threads as work comes, up to one per core: a thread
         # more than after the warm-up is that pool, not a leak. Leaked threads grow with the clients:
