@@ -76,34 +76,34 @@ public final class OggFileOutput: OggOutput {
     }
 
     public func write(_ bytes: [UInt8]) throws(OggOutputError) {
-        if pendingCreation != nil {
-            try settleCreation(wait: false)
-            if pendingCreation != nil {
-                held += bytes
-                return
-            }
-        }
-        if let creationError { throw creationError }
-        guard fd >= 0 else { throw .closed }
-        try writeAll(bytes)
+        try bytes.withUnsafeBytes { bytes in Result { () throws(OggOutputError) in try write(parts: [bytes]) } }.get()
     }
 
     /// One `writev` for both parts (a recorder's page a second: no joined copy).
     public func write(header: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer) throws(OggOutputError) {
+        try write(parts: [header, body])
+    }
+
+    /// Writes `parts` in order, or holds them while the file is still being created.
+    private func write(parts: [UnsafeRawBufferPointer]) throws(OggOutputError) {
         if pendingCreation != nil {
             try settleCreation(wait: false)
             if pendingCreation != nil {
-                held.append(contentsOf: header)
-                held.append(contentsOf: body)
+                for part in parts { held.append(contentsOf: part) }
                 return
             }
         }
         if let creationError { throw creationError }
         guard fd >= 0 else { throw .closed }
-        var parts = [header, body]
+        try writeAll(parts)
+    }
+
+    /// `writev` until every byte of `parts` is written.
+    private func writeAll(_ parts: [UnsafeRawBufferPointer]) throws(OggOutputError) {
+        var parts = parts
         var first = 0
         while first < parts.count {
-            let written = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+            let written = withUnsafeTemporaryAllocation(of: iovec.self, capacity: parts.count) { vectors in
                 for index in first..<parts.count {
                     vectors[index - first] = iovec(iov_base: UnsafeMutableRawPointer(mutating: parts[index].baseAddress),
                                                    iov_len: parts[index].count)
@@ -124,20 +124,6 @@ public final class OggFileOutput: OggOutput {
         }
     }
 
-    private func writeAll(_ bytes: [UInt8]) throws(OggOutputError) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-            }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw .posix(operation: "write", errno: errno)
-            }
-            offset += written
-        }
-    }
-
     /// Takes the background creation's result once there is one (waiting for it if `wait`), and
     /// writes what was held meanwhile.
     private func settleCreation(wait: Bool) throws(OggOutputError) {
@@ -148,7 +134,7 @@ public final class OggFileOutput: OggOutput {
             fd = descriptor
             let bytes = held
             held = []
-            if !bytes.isEmpty { try writeAll(bytes) }
+            if !bytes.isEmpty { try bytes.withUnsafeBytes { bytes in Result { () throws(OggOutputError) in try writeAll([bytes]) } }.get() }
         case .failure(let failure):
             held = []
             let error = OggOutputError.posix(operation: "open", errno: failure.errno)
