@@ -426,11 +426,20 @@ public final class PeerConnectionCore {
     @discardableResult
     public func handleDatagram(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress,
                                now: MonotonicTime) -> PeerConnectionEvent? {
+        var bytes = consume datagram
+        return handleDatagram(&bytes, from: source, to: local, now: now)
+    }
+
+    /// The same, for a datagram in a buffer the caller reuses: SRTP decrypts media in place there, and
+    /// the returned packet's payload is a slice of it (the buffer is free again once that is gone).
+    @discardableResult
+    public func handleDatagram(_ datagram: inout [UInt8], from source: TransportAddress, to local: TransportAddress,
+                               now: MonotonicTime) -> PeerConnectionEvent? {
         guard !isClosed, !datagram.isEmpty else { return nil }
         counters.datagramsReceived += 1
         counters.bytesReceived += datagram.count
         advance(now)
-        let media = demultiplex(consume datagram, from: source, to: local, now: now, relayed: false)
+        let media = demultiplex(&datagram, from: source, to: local, now: now, relayed: false)
         if !relays.isEmpty {
             drainRelays(now: now)
             // A TURN server's answer may have given the agent its relay candidate or ended gathering:
@@ -449,7 +458,7 @@ public final class PeerConnectionCore {
     /// Whether events or datagrams are waiting to be polled (a shell may skip polling when not).
     public var hasQueuedOutput: Bool { !events.isEmpty || !transmits.isEmpty || !streamTransmits.isEmpty }
 
-    private func demultiplex(_ datagram: consuming [UInt8], from source: TransportAddress, to local: TransportAddress,
+    private func demultiplex(_ datagram: inout [UInt8], from source: TransportAddress, to local: TransportAddress,
                              now: MonotonicTime, relayed: Bool) -> PeerConnectionEvent? {
         guard let first = datagram.first else { return nil }
         let relayIndex = relayed || relays.isEmpty ? nil : relays.firstIndex { $0.stream == nil && $0.base == local && $0.client.server == source }
@@ -472,7 +481,7 @@ public final class PeerConnectionCore {
             dtls.handleDatagram(datagram, now: now)
             drainDTLS(now: now)
         case .rtpOrRTCP:
-            return receiveMedia(consume datagram, from: source, now: now)
+            return receiveMedia(&datagram, from: source, now: now)
         case .turnChannel:
             guard let relayIndex else { counters.droppedUnknownClass += 1; return nil }
             return receiveFromTURNServer(relayIndex, datagram, now: now)
@@ -488,10 +497,11 @@ public final class PeerConnectionCore {
         guard let inner, let relayedAddress = relays[index].client.relayedAddress else { return nil }
         counters.relayedDatagramsReceived += 1
         if PacketClass.classify(firstByte: datagram[0]) == .turnChannel { counters.relayedChannelDataReceived += 1 }
-        return demultiplex(inner.payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
+        var payload = inner.payload
+        return demultiplex(&payload, from: inner.peer, to: relayedAddress, now: now, relayed: true)
     }
 
-    private func receiveMedia(_ datagram: consuming [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
+    private func receiveMedia(_ packet: inout [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
         guard let srtp else { counters.droppedBeforeKeys += 1; return nil }
         if source != acceptedMediaSource {
             guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
@@ -500,7 +510,6 @@ public final class PeerConnectionCore {
             }
             acceptedMediaSource = source
         }
-        var packet = consume datagram  // the only reference (see `handleDatagram`): SRTP decrypts in place
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
             do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return nil }
             do {

@@ -97,7 +97,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
         do {
             attachment = try await sharedPort.attach(
                 localUfrag: ufrag, eventLoop: eventLoop,
-                onReceive: { [driver] datagram in driver.receiveNeedingFlush(consume datagram) },
+                onReceive: { [driver] datagram in driver.receiveNeedingFlush(&datagram) },
                 onReadComplete: { [driver] in driver.flush() },
                 onTimer: { [driver] in driver.timerFired() })
         } catch {
@@ -125,7 +125,7 @@ public final class PeerConnectionDriver: @unchecked Sendable {
                       _ onReadComplete: @escaping @Sendable () -> Void) async throws -> UDPSocketSet
     ) async throws -> PeerConnectionDriver {
         let driver = PeerConnectionDriver(core: PeerConnectionCore(configuration: configuration), eventLoop: eventLoop)
-        let sockets = try await makeSockets({ [driver] datagram in driver.receive(consume datagram) }, { [driver] in driver.flush() })
+        let sockets = try await makeSockets({ [driver] datagram in driver.receive(taking: datagram) }, { [driver] in driver.flush() })
         try await eventLoop.submit {
             driver.sockets = sockets
             driver.eventHandler = onEvent
@@ -200,20 +200,26 @@ public final class PeerConnectionDriver: @unchecked Sendable {
 
     /// `receive`, then whether `flush` has work (sends to flush, a timer to re-arm): on a shared
     /// port, a media packet that caused neither costs its connection no read-complete call.
-    private func receiveNeedingFlush(_ datagram: consuming ReceivedDatagram) -> Bool {
-        receive(consume datagram)
+    private func receiveNeedingFlush(_ datagram: inout ReceivedDatagram) -> Bool {
+        receive(&datagram)
         return unflushedSends || timersMayHaveMoved
     }
 
-    private func receive(_ datagram: consuming ReceivedDatagram) {
+    private func receive(taking datagram: consuming ReceivedDatagram) {
+        var owned = consume datagram
+        receive(&owned)
+    }
+
+    /// Handles the datagram in its own buffer and leaves the buffer there (the shared port reuses it).
+    private func receive(_ datagram: inout ReceivedDatagram) {
         guard !closed else { return }
         // RFC 7983: 128...191 is RTP/RTCP; STUN, DTLS and the rest may move ICE or DTLS timers.
         if !(128...191).contains(datagram.bytes.first ?? 0) { timersMayHaveMoved = true }
-        // The bytes move on alone (the datagram lets go of them), so SRTP decrypts them in place.
-        let bytes = datagram.bytes
-        datagram.bytes = []
-        // Media comes back directly (no queue); anything else the datagram caused is drained.
-        if let media = core.handleDatagram(consume bytes, from: datagram.source, to: datagram.local, now: .now()) {
+        let source = datagram.source, local = datagram.local
+        // Media comes back directly (no queue); anything else the datagram caused is drained. SRTP
+        // decrypts in place: the datagram holds the bytes' only reference, and the packet's slices of
+        // them are gone once the owner has handled it.
+        if let media = core.handleDatagram(&datagram.bytes, from: source, to: local, now: .now()) {
             eventHandler(media)
         }
         if core.hasQueuedOutput { drain() }

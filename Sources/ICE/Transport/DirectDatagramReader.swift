@@ -24,6 +24,12 @@ final class DirectDatagramReader {
     /// Datagrams longer than `UDPSocketSet.maximumDatagramSize` (dropped) and from an address family
     /// other than IPv4 or IPv6.
     private(set) var dropped = 0
+    /// The array the next datagram is copied into: what the last `deliver` left in its datagram (a
+    /// consumer that is done with a buffer hands one back there, see `readBatch`), else a new one.
+    private var spare: [UInt8] = []
+    /// Arrays made here have room for a datagram of this size (the media of a connection, STUN and
+    /// most DTLS records), so a recycled array is refilled without growing.
+    static let recycledCapacity = 1280
 
     init(descriptor: CInt, capacity: Int) {
         self.descriptor = descriptor
@@ -41,7 +47,13 @@ final class DirectDatagramReader {
 
     /// Reads what is waiting, up to `capacity` datagrams, and calls `deliver` for each. Returns how
     /// many were read (0: none was waiting), or nil on a socket error.
-    func readBatch(local: TransportAddress, _ deliver: (consuming ReceivedDatagram) -> Void) -> Int? {
+    ///
+    /// `deliver` may take the datagram's bytes, and may leave an array it is done with in their place
+    /// (the shared port hands back the buffer of a datagram handled earlier): the next datagram is
+    /// copied into that array when nothing else holds it, so a steady stream allocates nothing per
+    /// datagram. An array still referenced elsewhere is left alone (copy on write gives the next
+    /// datagram new storage).
+    func readBatch(local: TransportAddress, _ deliver: (inout ReceivedDatagram) -> Void) -> Int? {
         let count = peerd_recv_batch(descriptor, buffers, bufferSize, UInt32(capacity), lengths, sources, Self.sourceSize)
         guard count >= 0 else { return nil }
         for index in 0..<Int(count) {
@@ -50,8 +62,18 @@ final class DirectDatagramReader {
                 dropped += 1
                 continue
             }
-            let bytes = [UInt8](UnsafeBufferPointer(start: buffers + index * bufferSize, count: length))
-            deliver(ReceivedDatagram(bytes: consume bytes, source: source, local: local))
+            var bytes: [UInt8] = []
+            swap(&bytes, &spare)
+            if bytes.capacity >= length {
+                bytes.removeAll(keepingCapacity: true)  // in place when unique, else new storage of that capacity
+            } else {
+                bytes = []
+                bytes.reserveCapacity(max(length, Self.recycledCapacity))
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(start: buffers + index * bufferSize, count: length))
+            var datagram = ReceivedDatagram(bytes: consume bytes, source: source, local: local)
+            deliver(&datagram)
+            swap(&spare, &datagram.bytes)
         }
         return Int(count)
     }

@@ -43,7 +43,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         public let eventLoop: any EventLoop
         /// The attachment runs on the port's loop: no hop on receive or send.
         let sameLoop: Bool
-        let onReceive: @Sendable (consuming ReceivedDatagram) -> Bool
+        let onReceive: @Sendable (inout ReceivedDatagram) -> Bool
         let onReadComplete: @Sendable () -> Void
         let onTimer: (@Sendable () -> Void)?
         var pendingReadComplete = false
@@ -55,7 +55,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         var prefetchHints = PrefetchHints()
 
         init(id: Int, port: SharedUDPPort, eventLoop: any EventLoop,
-             onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool, onReadComplete: @escaping @Sendable () -> Void,
+             onReceive: @escaping @Sendable (inout ReceivedDatagram) -> Bool, onReadComplete: @escaping @Sendable () -> Void,
              onTimer: (@Sendable () -> Void)?) {
             self.id = id
             self.port = port
@@ -179,6 +179,10 @@ public final class SharedUDPPort: @unchecked Sendable {
     @exclusivity(unchecked) fileprivate var routed: [(key: AttachmentKey, datagram: ReceivedDatagram?)] = []
     /// Routed datagrams handled at once at most (the prefetched state of a batch stays in cache).
     public static let handlingBatch = 32
+    /// Arrays of handled datagrams, handed back to the socket's reader one per datagram it delivers,
+    /// so that it copies the next datagram into one instead of allocating (see `receive`).
+    @exclusivity(unchecked) private var spareBuffers: [[UInt8]] = []
+    private static let spareBufferLimit = 2 * handlingBatch
 
     /// How late after its deadline the port may run a connection's timer (`Attachment.setTimer`):
     /// long enough that a port read every 2 ms (`serverConfiguration`) reaches it first while
@@ -211,7 +215,7 @@ public final class SharedUDPPort: @unchecked Sendable {
         configuration.portRange = port == 0 ? nil : port...port
         let sockets = try await UDPSocketSet.bind(
             addresses: addresses, configuration: configuration, eventLoop: eventLoop,
-            onReceive: { [shared] datagram in shared.receive(consume datagram) },
+            handling: { [shared] datagram in shared.receive(&datagram) },
             onReadComplete: { [shared] in shared.readComplete() })
         try await eventLoop.submit { shared.sockets = sockets }.get()
         return shared
@@ -219,11 +223,13 @@ public final class SharedUDPPort: @unchecked Sendable {
 
     /// Attaches a connection whose local ufrag is `localUfrag`. `onReceive` and `onReadComplete` run
     /// on `eventLoop` (the connection's loop), the second after each batch that brought it a datagram
-    /// for which `onReceive` returned true.
+    /// for which `onReceive` returned true. `onReceive` may take the datagram's bytes; when it leaves
+    /// them in the datagram instead, holding no other reference, the port reuses their storage for a
+    /// later datagram (no allocation per datagram).
     /// `onTimer`, when given, lets a connection on the port's loop have the port run its timers
     /// (`Attachment.setTimer`).
     public func attach(localUfrag: String, eventLoop connectionLoop: any EventLoop,
-                       onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Bool,
+                       onReceive: @escaping @Sendable (inout ReceivedDatagram) -> Bool,
                        onReadComplete: @escaping @Sendable () -> Void,
                        onTimer: (@Sendable () -> Void)? = nil) async throws -> Attachment {
         try await eventLoop.submit { [self] in
@@ -260,24 +266,31 @@ public final class SharedUDPPort: @unchecked Sendable {
         if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
     }
 
-    private func receive(_ datagram: consuming ReceivedDatagram) {
+    /// A datagram from a socket's reader. Its bytes are moved on (routed) and, in their place, the
+    /// reader gets the array of a datagram handled earlier to copy its next one into; an unrouted
+    /// datagram's own array stays with the reader for that.
+    private func receive(_ received: inout ReceivedDatagram) {
         // A detached attachment is unregistered from the demultiplexer in the same step that removes
         // it from `attachments`: what routes here is attached, and held there.
-        guard let key = demultiplexer.route(datagram.bytes, from: datagram.source) else { return }
+        guard let key = demultiplexer.route(received.bytes, from: received.source) else { return }
+        var datagram = ReceivedDatagram(bytes: [], source: received.source, local: received.local)
+        swap(&datagram.bytes, &received.bytes)
+        if let spare = spareBuffers.popLast() { received.bytes = spare }
         if key.sameLoop {
             // Not touched yet (the key is all routing needed): its first lines are fetched while the
             // batch fills, and its hints read when the batch is handled (6 lines: the attachment with
             // its 24 hint ranges).
             peerd_prefetch_lines(UnsafeRawPointer(key.reference.toOpaque()), 6)
             if routed.count >= Self.handlingBatch { handleRouted() }
-            routed.append((key, datagram))
+            routed.append((key, consume datagram))
         } else {
             // A connection on another loop must handle its datagrams there (its core is confined to
             // that loop): one hop per datagram, then its flush, only for connections not on this loop.
             let attachment = key.reference.takeUnretainedValue()
-            let hop = datagram
+            let hop = consume datagram
             attachment.eventLoop.execute {
-                if attachment.onReceive(hop) { attachment.onReadComplete() }
+                var datagram = hop
+                if attachment.onReceive(&datagram) { attachment.onReadComplete() }
             }
         }
     }
@@ -298,13 +311,19 @@ public final class SharedUDPPort: @unchecked Sendable {
         for index in routed.indices {
             // Taken out, so the connection gets the datagram's only reference: SRTP decrypts its
             // bytes in place, where a second reference would make the array copy itself first.
-            var datagram = routed[index].datagram.take()
-            guard datagram != nil else { continue }
+            guard var datagram = routed[index].datagram.take() else { continue }
             routed[index].key.reference._withUnsafeGuaranteedRef { attachment in
-                if attachment.onReceive(datagram.take()!), !attachment.pendingReadComplete {
+                if attachment.onReceive(&datagram), !attachment.pendingReadComplete {
                     attachment.pendingReadComplete = true
                     pending.append(attachment)
                 }
+            }
+            // What the connection left in the datagram (its bytes, when it kept no reference to them)
+            // becomes a spare for the reader.
+            if spareBuffers.count < Self.spareBufferLimit, datagram.bytes.capacity >= DirectDatagramReader.recycledCapacity {
+                var bytes: [UInt8] = []
+                swap(&bytes, &datagram.bytes)
+                spareBuffers.append(consume bytes)
             }
         }
         routed.removeAll(keepingCapacity: true)

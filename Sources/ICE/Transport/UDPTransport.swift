@@ -94,6 +94,31 @@ public final class UDPSocketSet: Sendable {
         onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
         onReadComplete: @escaping @Sendable () -> Void = {}
     ) async throws -> UDPSocketSet {
+        try await bind(addresses: addresses, configuration: configuration, eventLoop: eventLoop,
+                       handling: taking(onReceive), onReadComplete: onReadComplete)
+    }
+
+    /// Receives each datagram in place: the handler may take its bytes or leave them (see
+    /// `DirectDatagramReader.readBatch`: an array left there is reused for the next datagram).
+    typealias DatagramHandler = @Sendable (inout ReceivedDatagram) -> Void
+
+    /// A handler that takes every datagram's bytes (moved, not copied) for `onReceive`.
+    private static func taking(_ onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void) -> DatagramHandler {
+        { datagram in
+            var bytes: [UInt8] = []
+            swap(&bytes, &datagram.bytes)
+            onReceive(ReceivedDatagram(bytes: consume bytes, source: datagram.source, local: datagram.local))
+        }
+    }
+
+    /// `bind`, with each datagram handed over in place (the shared port hands buffers back this way).
+    static func bind(
+        addresses: [IPAddress],
+        configuration: Configuration = .init(),
+        eventLoop: any EventLoop,
+        handling onReceive: @escaping DatagramHandler,
+        onReadComplete: @escaping @Sendable () -> Void = {}
+    ) async throws -> UDPSocketSet {
         guard !addresses.isEmpty else { throw UDPTransportError.noUsableAddress }
         var sockets: [TransportAddress: any Channel] = [:]
         do {
@@ -128,7 +153,7 @@ public final class UDPSocketSet: Sendable {
         do {
             for descriptor in descriptors {
                 let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, descriptor: descriptor,
-                                              onReceive: onReceive, onReadComplete: onReadComplete)
+                                              onReceive: taking(onReceive), onReadComplete: onReadComplete)
                 let channel = try await bootstrap.withBoundSocket(descriptor).get()
                 guard let local = channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) else {
                     try? await channel.close()
@@ -146,7 +171,7 @@ public final class UDPSocketSet: Sendable {
     /// `descriptor`: the socket the channel will adopt, if the caller made it. With read pacing, the
     /// paced reads then go through a `DirectDatagramReader` on it instead of NIO's read path.
     private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop, descriptor: CInt? = nil,
-                                      onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
+                                      onReceive: @escaping DatagramHandler,
                                       onReadComplete: @escaping @Sendable () -> Void) -> DatagramBootstrap {
         var bootstrap = DatagramBootstrap(group: eventLoop)
             .channelInitializer { channel in
@@ -178,7 +203,7 @@ public final class UDPSocketSet: Sendable {
     }
 
     private static func bindOne(ip: IPAddress, configuration: Configuration, eventLoop: any EventLoop,
-                                onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void,
+                                onReceive: @escaping DatagramHandler,
                                 onReadComplete: @escaping @Sendable () -> Void) async throws -> any Channel {
         let ports: [UInt16] = configuration.portRange.map { Array($0) } ?? [0]
         var lastError: (any Error)?
@@ -251,7 +276,7 @@ final class UDPReceiveHandler: ChannelInboundHandler {
 
     /// The socket's bound address, read once the channel is bound (the initializer runs before bind).
     var local: TransportAddress?
-    let onReceive: @Sendable (consuming ReceivedDatagram) -> Void
+    let onReceive: UDPSocketSet.DatagramHandler
     let onReadComplete: @Sendable () -> Void
     /// With read pacing, the channel does not read on its own (`autoRead` off): the handler asks for
     /// the first read when the socket is bound and for each next one `readPacing` after a batch.
@@ -271,7 +296,7 @@ final class UDPReceiveHandler: ChannelInboundHandler {
     private(set) var datagramsReadDirectly = 0
 
     init(readPacing: TimeAmount?, readsPerWakeUp: Int, vector: Int, direct: DirectDatagramReader? = nil,
-         onReceive: @escaping @Sendable (consuming ReceivedDatagram) -> Void, onReadComplete: @escaping @Sendable () -> Void) {
+         onReceive: @escaping UDPSocketSet.DatagramHandler, onReadComplete: @escaping @Sendable () -> Void) {
         self.readPacing = readPacing
         self.readsPerWakeUp = max(1, readsPerWakeUp)
         self.vector = max(1, vector)
@@ -298,7 +323,8 @@ final class UDPReceiveHandler: ChannelInboundHandler {
         if local == nil { local = context.channel.localAddress.flatMap(TransportAddress.init(socketAddress:)) }
         guard let source = TransportAddress(socketAddress: envelope.remoteAddress), let local else { return }
         let bytes = envelope.data.withUnsafeReadableBytes { [UInt8]($0) }
-        onReceive(ReceivedDatagram(bytes: consume bytes, source: source, local: local))
+        var datagram = ReceivedDatagram(bytes: consume bytes, source: source, local: local)
+        onReceive(&datagram)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -65,6 +65,57 @@ import Wire
         await port.close()
     }
 
+    /// With paced direct reads the port hands each handled datagram's array back to the reader for a
+    /// later datagram: a connection that decrypts in place and keeps some packets' bytes (as a jitter
+    /// buffer keeps its packets) still sees every datagram as sent, and what it kept stays intact.
+    @Test func reusedReceiveBuffersNeverOverwriteBytesAConnectionKept() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let configuration = UDPSocketSet.Configuration(vectorReadMessageCount: 8, readPacing: .milliseconds(2))
+        let port = try await SharedUDPPort.bind(addresses: [Self.loopback], port: 0, configuration: configuration, eventLoop: loop)
+        let portAddress = port.localAddresses[0]
+        let seen = Mutex<[[UInt8]]>([])
+        let kept = Mutex<[[UInt8]]>([])
+        let attachment = try await port.attach(
+            localUfrag: "reuse", eventLoop: loop,
+            onReceive: { datagram in
+                let copy = datagram.bytes.withUnsafeBufferPointer { Array($0) }  // a copy, holding no reference
+                seen.withLock { $0.append(copy) }
+                if datagram.bytes[0] == 0x80, datagram.bytes[3] % 3 == 0 {
+                    kept.withLock { $0.append(datagram.bytes) }  // a reference kept: never to be reused
+                }
+                // Written in place, as SRTP decrypts: only this datagram's own storage may change.
+                datagram.bytes.withUnsafeMutableBufferPointer { buffer in
+                    for index in 4..<buffer.count { buffer[index] = 0xEE }
+                }
+                return false
+            },
+            onReadComplete: {})
+        let client = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: loop, onReceive: { _ in })
+        let clientAddress = client.localAddresses[0]
+        let request = STUNMessage(type: .bindingRequest, transactionID: .random(), attributes: [.username("reuse:client")])
+        try await loop.submit {
+            try client.send(request.encoded(), from: clientAddress, to: portAddress)
+            client.flush()
+        }.get()
+        for _ in 0..<400 where seen.withLock({ $0.count }) < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let media = (0..<200).map { index in [0x80, 0x6F, UInt8(index >> 8), UInt8(index & 0xFF)] + [UInt8](repeating: UInt8(index % 251), count: 100 + index % 40) }
+        for chunk in stride(from: 0, to: media.count, by: 20) {
+            try await loop.submit {
+                for datagram in media[chunk..<chunk + 20] { try client.send(datagram, from: clientAddress, to: portAddress) }
+                client.flush()
+            }.get()
+            try await Task.sleep(for: .milliseconds(3))
+        }
+        for _ in 0..<400 where seen.withLock({ $0.count }) < 201 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(seen.withLock { Array($0.dropFirst()) } == media, "every datagram as sent, in order")
+        // Kept before the in-place write (which then copied the shared storage first), and never refilled.
+        #expect(kept.withLock { $0 } == media.filter { $0[3] % 3 == 0 })
+
+        await attachment.detach()
+        await client.close()
+        await port.close()
+    }
+
     /// The demultiplexer's keys do not hold their attachments, so nothing may name a detached one: an
     /// ICE restart's ufrag registered late, or a send that would teach the port a source, after the
     /// detach, routes nothing to it (the datagrams are counted as unrouted).
