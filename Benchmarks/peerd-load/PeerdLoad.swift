@@ -136,11 +136,30 @@ struct PeerdLoad {
         let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
         var run = 0
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        // The C reference receiver (`--receiver c`), built from Benchmarks/c when asked for.
+        let referenceReceiver = base + "-reference-receiver"
+        if receiver == "c" {
+            guard format == "ogg" else { throw BadArgument(description: "--receiver c records Ogg only") }
+            options.sharedPort = true  // a socket per sender, as for peerd's shared port
+            let build = Process()
+            build.executableURL = URL(fileURLWithPath: "/bin/sh")
+            build.arguments = [FileManager.default.currentDirectoryPath + "/Benchmarks/c/build_reference_receiver.sh", referenceReceiver]
+            build.standardOutput = FileHandle.nullDevice
+            try build.run()
+            build.waitUntilExit()
+            guard build.terminationStatus == 0 else { throw BadArgument(description: "building the C reference receiver failed (run from the repository's root)") }
+        }
+        defer { try? FileManager.default.removeItem(atPath: referenceReceiver) }
         func command(_ kind: String, _ format: String) -> (command: [String], name: String) {
             run += 1
             let dir = base + "/run-\(run)-\(kind)-\(format)"
+            options.rawSRTP = kind == "c"
             if kind == "aiortc" {
                 return (["/usr/bin/env", "python3", aiortcScript, "--dir", dir], "aiortc 1.16 (MediaRecorder wav)")
+            }
+            if kind == "c" {
+                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                return ([referenceReceiver, dir], "C primitives (recvmmsg, libsrtp GCM, Ogg page)")
             }
             let env = nssSmallTables ? ["/usr/bin/env", "PEERD_NSS_OPTIMIZE_SPACE=1"] : []
             return (env + [executable, "receive", "--format", format, "--dir", dir] + receiverExtras,

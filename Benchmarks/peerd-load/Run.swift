@@ -1,4 +1,5 @@
 import DTLS
+import ICE
 import Foundation
 import NIOCore
 import NIOPosix
@@ -115,6 +116,9 @@ struct StepOptions {
     /// The SRTP profiles the senders offer (the senders are the DTLS servers, so the first the
     /// receiver also has is used): default the library's preference (AEAD_AES_256_GCM).
     var srtpProfiles = SRTPProfile.defaultPreference
+    /// The receiver negotiates nothing (the C reference receiver): the senders use SRTP keys derived
+    /// from their index and send to the port the receiver names in its "ready" line.
+    var rawSRTP = false
 }
 
 func sleep(seconds: Double) async {
@@ -133,7 +137,10 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     log("    receiver pid \(link.process.processIdentifier)")
     try await farm.bind()
     let connectStart = MonotonicTime.now()
-    try await senderLoop.submit {
+    if options.rawSRTP {
+        guard let port = ready.id, let portNumber = UInt16(exactly: port) else { throw ReceiverLink.Ended(op: "ready (with a port)") }
+        try await senderLoop.submit { try farm.connectRaw(to: TransportAddress(ip: .v4(0x7F00_0001), port: portNumber)) }.get()
+    } else { try await senderLoop.submit {
         farm.sendOffer = { id, sdp in
             var offer = LoadMessage(op: "offer")
             offer.id = id
@@ -145,7 +152,7 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
             if message.op == "answer", let sdp = message.sdp { farm.handleAnswer(id: id, sdp: sdp) } else { farm.handleError(id: id) }
         }
         farm.beginConnecting()
-    }.get()
+    }.get() }
     let connectDeadline = connectStart + .seconds(Int64(30 + streams / 50))
     var lastReport = connectStart
     while true {

@@ -21,6 +21,9 @@ final class SenderPeer {
     var stream: RTPSendStream?
     var sent = 0
     var frame = 0
+    /// Raw mode (the C reference receiver): SRTP with keys derived from the index, sent straight
+    /// from the peer's socket to the receiver, with no ICE or DTLS.
+    var raw: (srtp: SRTPSession, local: TransportAddress, remote: TransportAddress)?
 
     init(index: Int, core: PeerConnectionCore) {
         self.index = index
@@ -120,6 +123,53 @@ final class SenderFarm: @unchecked Sendable {
     }
 
     var settled: Bool { connected + failed == count }
+
+    /// Stream `index`'s AEAD_AES_256_GCM master key (32 bytes) and salt (12), as
+    /// `Benchmarks/c/reference_receiver.c` derives them.
+    static func rawKeys(index: Int) -> (key: [UInt8], salt: [UInt8]) {
+        ((0..<32).map { UInt8((index * 7 + $0 * 13 + 1) & 0xFF) }, (0..<12).map { UInt8((index * 11 + $0 * 3 + 5) & 0xFF) })
+    }
+
+    /// SSRC of stream `index` in raw mode (the C reference receiver finds the stream by it).
+    static func rawSSRC(index: Int) -> UInt32 { 0x5000_0000 + UInt32(index) }
+
+    /// Raw mode: every peer "connected" at once, sending SRTP (keys from `rawKeys`) from its own
+    /// socket to `receiver` (needs a socket per peer).
+    func connectRaw(to receiver: TransportAddress) throws {
+        loop.preconditionInEventLoop()
+        precondition(socketPerPeer, "raw mode sends from a socket per peer")
+        for index in 0..<count {
+            let configuration = PeerConnectionConfiguration(certificate: certificate, srtpProfiles: srtpProfiles, sendsAudio: true, trickle: false)
+            let peer = SenderPeer(index: index, core: PeerConnectionCore(configuration: configuration))
+            peer.sockets = peerSockets[index]
+            let keys = Self.rawKeys(index: index)
+            // The sender's local keys are the receiver's remote ones; the other half is unused.
+            let material = SRTPKeyingMaterial(localKey: keys.key, localSalt: keys.salt, remoteKey: keys.key, remoteSalt: keys.salt)
+            peer.raw = (try SRTPSession(profile: .aeadAes256Gcm, keys: material), peerSockets[index].localAddresses[0], receiver)
+            let streamConfiguration = RTPSendStreamConfiguration(
+                ssrc: SSRC(rawValue: Self.rawSSRC(index: index)), payloadType: 111, cname: "load-\(index)", mid: "0",
+                audioLevelExtensionID: 1, midExtensionID: 9, reducedSizeRTCP: true)
+            peer.stream = RTPSendStream(configuration: streamConfiguration, start: .now(), using: &rng)
+            peer.state = .connected
+            connected += 1
+            negotiatedProfiles[.aeadAes256Gcm, default: 0] += 1
+            slots[index % 20].append(peer)
+            peers.append(peer)
+        }
+    }
+
+    /// Protects and sends one raw-mode packet from the peer's socket.
+    private func sendRaw(_ peer: SenderPeer, _ packet: [UInt8], rtcp: Bool) {
+        guard let raw = peer.raw, let socket = peer.sockets else { return }
+        var bytes = packet
+        do {
+            if rtcp { try raw.srtp.protectRTCP(&bytes) } else { try raw.srtp.protectRTP(&bytes) }
+            try socket.send(bytes, from: raw.local, to: raw.remote)
+        } catch {
+            return
+        }
+        socket.flush()
+    }
 
     private func offerMore() {
         while inFlight < maxInFlight, nextToOffer < count {
@@ -272,15 +322,18 @@ final class SenderFarm: @unchecked Sendable {
             for peer in slots[Int(slot % 20)] where peer.state == .connected {
                 if rampMilliseconds > 0, slot < Int64(peer.index) * rampMilliseconds / Int64(count) { continue }
                 guard var stream = peer.stream else { continue }
+                let raw = peer.raw != nil
                 if let packet = stream.packetize(opusFrame: frames[peer.frame % frames.count], level: 40) {
-                    peer.core.sendRTP(packet)
+                    if raw { sendRaw(peer, packet, rtcp: false) } else { peer.core.sendRTP(packet) }
                     peer.sent += 1
                     totalSent += 1
                 }
                 peer.frame += 1
-                if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock) { peer.core.sendRTCP(rtcp) }
+                if let rtcp = stream.pollRTCP(now: now, wallclock: wallclock) {
+                    if raw { sendRaw(peer, rtcp, rtcp: true) } else { peer.core.sendRTCP(rtcp) }
+                }
                 peer.stream = stream
-                drain(peer)
+                if !raw { drain(peer) }
             }
             slot += 1
         }
