@@ -7,7 +7,7 @@ import Wire
 /// `peerd-load`: N sending peers at one receiving peerd over real UDP on loopback (issue 7).
 ///
 ///     swift run -c release peerd-load sweep [--format ogg|wav] [--steps 500,1000,2000,3000] [--window 10]
-///     swift run -c release peerd-load run --streams 1000 [--format ogg|wav] [--receiver peerd|aiortc]
+///     swift run -c release peerd-load run --streams 1000 [--format ogg|wav] [--receiver peerd|aiortc|c]
 ///     swift run -c release peerd-load compare --streams 30      # peerd (ogg, wav) vs aiortc, same senders
 ///
 /// The receiver is a child process (`peerd-load receive`, or `aiortc_receiver.py`) speaking JSON
@@ -21,9 +21,14 @@ struct PeerdLoad {
 
       peerd-load sweep   [--format ogg|wav] [--steps 500,1000,2000,3000,4000] [--budget SECONDS]
                          steps N up until a step loses packets (or the time budget is spent)
-      peerd-load run     --streams N [--format ogg|wav] [--receiver peerd|aiortc]
+      peerd-load run     --streams N [--format ogg|wav] [--receiver peerd|aiortc|c]
       peerd-load compare --streams M [--aiortc-script PATH]
                          the same senders against peerd (ogg), peerd (wav) and aiortc, in one run
+      peerd-load reference --streams N [--rounds R]
+                         peerd (--shared-port, Ogg) and the C primitives alone (`--receiver c`:
+                         Benchmarks/c/reference_receiver.c, recvmmsg + libsrtp GCM + Ogg page; the
+                         senders then use SRTP keys derived from the stream index, no ICE or DTLS),
+                         back to back R times, alternating which goes first; prints the ratio
       peerd-load srtp-scaling [--sessions 1,500,1000,2000,4000]   (PEERD_NSS_OPTIMIZE_SPACE=1: small tables)
                          SRTP protect + unprotect per packet against the number of live sessions
     Common: --drain SECONDS (1.5: wait after the senders stop before counting)
@@ -81,6 +86,7 @@ struct PeerdLoad {
         var steps: [Int]?
         var streams = 100
         var receiver = "peerd"
+        var rounds = 3
         var budget = 300.0
         var options = StepOptions(receiverCommand: [], receiverName: "")
         var aiortcScript = FileManager.default.currentDirectoryPath + "/Benchmarks/peerd-load/aiortc_receiver.py"
@@ -99,6 +105,7 @@ struct PeerdLoad {
             case "--steps": steps = try value().split(separator: ",").compactMap { Int($0) }
             case "--streams": streams = Int(try value()) ?? streams
             case "--receiver": receiver = try value()
+            case "--rounds": rounds = Int(try value()) ?? rounds
             case "--window": options.window = Double(try value()) ?? options.window
             case "--warmup": options.warmup = Double(try value()) ?? options.warmup
             case "--ramp": options.ramp = Double(try value())
@@ -138,7 +145,7 @@ struct PeerdLoad {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         // The C reference receiver (`--receiver c`), built from Benchmarks/c when asked for.
         let referenceReceiver = base + "-reference-receiver"
-        if receiver == "c" {
+        if receiver == "c" || mode == "reference" {
             guard format == "ogg" else { throw BadArgument(description: "--receiver c records Ogg only") }
             options.sharedPort = true  // a socket per sender, as for peerd's shared port
             let build = Process()
@@ -218,6 +225,33 @@ struct PeerdLoad {
             say("  peerd Ogg pass-through \(formatted(ogg.processMicrosPerPacket, 2)) µs, peerd WAV (decoded) \(formatted(wav.processMicrosPerPacket, 2)) µs, aiortc \(formatted(aiortc.processMicrosPerPacket, 1)) µs")
             say("  ratio aiortc / peerd: \(formatted(aiortc.processMicrosPerPacket / ogg.processMicrosPerPacket, 0))x (vs Ogg), \(formatted(aiortc.processMicrosPerPacket / wav.processMicrosPerPacket, 1))x (vs WAV, both decode)")
             say("  RSS per connection: peerd \(formatted(ogg.rssPerConnectionKiB, 0)) KiB, aiortc \(formatted(aiortc.rssPerConnectionKiB, 0)) KiB")
+        case "reference":
+            // peerd on its shared port and the C primitives alone, one after the other, alternating
+            // which goes first, over the same senders: the machine's speed drifts from minute to
+            // minute, the ratio of neighbouring runs much less.
+            var ratios: [Double] = []
+            var peerdFigures: [Double] = []
+            var referenceFigures: [Double] = []
+            for round in 0..<rounds {
+                var pair: [String: StepResult] = [:]
+                for kind in round % 2 == 0 ? ["peerd", "c"] : ["c", "peerd"] {
+                    options.sharedPort = true
+                    if kind == "peerd", !receiverExtras.contains("--shared-port") { receiverExtras.append("--shared-port") }
+                    pair[kind] = try await step(streams, kind, "ogg")
+                }
+                guard let peerd = pair["peerd"], let reference = pair["c"] else { continue }
+                peerdFigures.append(peerd.processMicrosPerPacket)
+                referenceFigures.append(reference.processMicrosPerPacket)
+                ratios.append(peerd.processMicrosPerPacket / reference.processMicrosPerPacket)
+            }
+            func median(_ values: [Double]) -> Double {
+                let sorted = values.sorted()
+                return sorted.isEmpty ? .nan : sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            }
+            say("")
+            say("process CPU per received packet, \(streams) streams, \(ratios.count) rounds (peerd and the C primitives back to back):")
+            say("  peerd \(peerdFigures.map { formatted($0, 2) }.joined(separator: " / ")) µs; C primitives \(referenceFigures.map { formatted($0, 2) }.joined(separator: " / ")) µs")
+            say("  ratio peerd / C per round: \(ratios.map { formatted($0, 2) }.joined(separator: " / ")); median \(formatted(median(ratios), 2)) (peerd median \(formatted(median(peerdFigures), 2)) µs, C median \(formatted(median(referenceFigures), 2)) µs)")
         default:
             throw BadArgument(description: "unknown mode \(mode) (see --help)")
         }
