@@ -232,11 +232,10 @@ struct PeerdLoad {
             var ratios: [Double] = []
             var peerdFigures: [Double] = []
             var referenceFigures: [Double] = []
+            if !receiverExtras.contains("--shared-port") { receiverExtras.append("--shared-port") }  // peerd on one port
             for round in 0..<rounds {
                 var pair: [String: StepResult] = [:]
                 for kind in round % 2 == 0 ? ["peerd", "c"] : ["c", "peerd"] {
-                    options.sharedPort = true
-                    if kind == "peerd", !receiverExtras.contains("--shared-port") { receiverExtras.append("--shared-port") }
                     pair[kind] = try await step(streams, kind, "ogg")
                 }
                 guard let peerd = pair["peerd"], let reference = pair["c"] else { continue }

@@ -140,19 +140,21 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     if options.rawSRTP {
         guard let port = ready.id, let portNumber = UInt16(exactly: port) else { throw ReceiverLink.Ended(op: "ready (with a port)") }
         try await senderLoop.submit { try farm.connectRaw(to: TransportAddress(ip: .v4(0x7F00_0001), port: portNumber)) }.get()
-    } else { try await senderLoop.submit {
-        farm.sendOffer = { id, sdp in
-            var offer = LoadMessage(op: "offer")
-            offer.id = id
-            offer.sdp = sdp
-            link.send(offer)
-        }
-        link.onAnswer = { message in
-            guard let id = message.id else { return }
-            if message.op == "answer", let sdp = message.sdp { farm.handleAnswer(id: id, sdp: sdp) } else { farm.handleError(id: id) }
-        }
-        farm.beginConnecting()
-    }.get() }
+    } else {
+        try await senderLoop.submit {
+            farm.sendOffer = { id, sdp in
+                var offer = LoadMessage(op: "offer")
+                offer.id = id
+                offer.sdp = sdp
+                link.send(offer)
+            }
+            link.onAnswer = { message in
+                guard let id = message.id else { return }
+                if message.op == "answer", let sdp = message.sdp { farm.handleAnswer(id: id, sdp: sdp) } else { farm.handleError(id: id) }
+            }
+            farm.beginConnecting()
+        }.get()
+    }
     let connectDeadline = connectStart + .seconds(Int64(30 + streams / 50))
     var lastReport = connectStart
     while true {
