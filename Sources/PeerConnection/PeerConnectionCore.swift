@@ -670,7 +670,7 @@ public final class PeerConnectionCore {
     // MARK: Internals
 
     private var mediaPath: (local: TransportAddress, remote: TransportAddress)? {
-        if let pair = agent?.selectedPair { return (pair.localBase, pair.remoteAddress) }
+        if let path = agent?.selectedPath { return (path.localBase, path.remote) }
         return dtlsPeer
     }
 

@@ -156,6 +156,13 @@ public struct ICEAgent: Sendable {
     /// until the new checks select another, cleared when consent is lost or the agent closes.
     public var selectedPair: ICECandidatePair? { selected?.pair }
 
+    /// The selected pair's local base and remote address: what a media packet needs, read without
+    /// copying the pair's candidates (their strings cost a retain and a release each, per packet).
+    public var selectedPath: (localBase: TransportAddress, remote: TransportAddress)? {
+        guard let localBase = selected?.pair.localBase, let remote = selected?.pair.remoteAddress else { return nil }
+        return (localBase, remote)
+    }
+
     /// The local candidates: the shell's host and relay candidates and the gathered server-reflexive ones.
     public var localCandidates: [Candidate] { locals.filter { $0.candidate.type != .prflx }.map(\.candidate) }
 

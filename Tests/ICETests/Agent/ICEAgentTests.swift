@@ -88,6 +88,10 @@ struct ICEAgentNetworkTests {
         #expect([CandidateType.srflx, .prflx].contains(pairB.remote.type))
         #expect(a.agent.selectedPair?.local.type == .srflx)
         #expect(a.agent.selectedPair?.localBase == TransportAddress("10.0.0.2:5000")!)
+        // The media path is the pair's base (the socket behind the NAT) and its remote address.
+        let pathA = try #require(a.agent.selectedPath)
+        #expect(pathA.localBase == TransportAddress("10.0.0.2:5000")! && pathA.remote == a.agent.selectedPair?.remoteAddress)
+        #expect(b.agent.selectedPath?.localBase == pairB.localBase && b.agent.selectedPath?.remote == pairB.remoteAddress)
         expectDataFlows(network, a, b)
     }
 
@@ -310,7 +314,7 @@ struct ICEAgentNetworkTests {
         let (network, a, b) = SimNetwork.pair()
         network.run(for: .seconds(5)) { network.bothConnected(a, b) }
         a.agent.close()
-        #expect(a.agent.state == .closed && a.agent.selectedPair == nil && a.agent.nextTimeout == nil)
+        #expect(a.agent.state == .closed && a.agent.selectedPair == nil && a.agent.selectedPath == nil && a.agent.nextTimeout == nil)
         network.flush()
         #expect(a.states.last == .closed)
         let transmit = a.agent.pollTransmit()
