@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import RTP
 
@@ -153,6 +154,35 @@ struct OggOpusTests {
             }
             #expect(try OggOpusReader.read(readFileBytes(path)).packets.map(\.bytes) == [packets[0]])
         }
+    }
+
+    @Test("files are created on one thread, not the caller's, at nice +10, in the order asked; a wait returns once its job ran")
+    func creationThread() throws {
+        struct Seen: Sendable {
+            var order: [Int] = []
+            var threads: Set<UInt> = []
+            var niceValues: Set<Int32> = []
+        }
+        let seen = Mutex(Seen())
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        let callerNice = getpriority(which, 0)
+        for index in 0..<50 {
+            FileCreationThread.shared.submit {
+                let nice = getpriority(which, 0)
+                let thread = UInt(pthread_self())
+                seen.withLock {
+                    $0.order.append(index)
+                    $0.threads.insert(thread)
+                    $0.niceValues.insert(nice)
+                }
+            }
+        }
+        FileCreationThread.shared.wait { seen.withLock { $0.order.count == 50 } }
+        let result = seen.withLock { $0 }
+        #expect(result.order == Array(0..<50))
+        #expect(result.threads.count == 1 && !result.threads.contains(UInt(pthread_self())))
+        // A process already nicer than +10 cannot lower its threads' nice value (without privileges).
+        #expect(result.niceValues == [max(FileCreationThread.niceValue, callerNice)])
     }
 
     @Test("the writer's held packet grows for large packets and shrinks back for small ones; every packet reads back")
