@@ -187,7 +187,8 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     try await senderLoop.submit { farm.stopSending() }.get()
     await sleep(seconds: options.drain)
     let counts = try await link.request("counts")
-    let sentPerStream = try await senderLoop.submit { farm.peers.map(\.sent) }.get()
+    let (sentPerStream, sendErrors) = try await senderLoop.submit { (farm.peers.map(\.sent), farm.sendErrors) }.get()
+    if sendErrors > 0 { log("    senders: sendto(2) refused \(sendErrors) datagrams (counted as sent)") }
     let bye = try await link.request("quit", reply: "bye", timeout: .seconds(120))
     await farm.close()
     link.process.waitUntilExit()

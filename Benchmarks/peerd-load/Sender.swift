@@ -1,5 +1,8 @@
 import DTLS
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ICE
 import NIOCore
 import NIOPosix
@@ -17,6 +20,8 @@ final class SenderPeer {
     /// Its own socket when the receiver puts every connection on one shared port (then the
     /// receiver's address no longer tells the connections apart, so each sender needs its own).
     var sockets: UDPSocketSet?
+    /// That socket's descriptor (NIO reads it; the farm writes to it with `sendto(2)`), or -1.
+    var descriptor: CInt = -1
     var state = State.idle
     var stream: RTPSendStream?
     var sent = 0
@@ -36,6 +41,12 @@ final class SenderPeer {
 /// lets NIO batch the sends of a tick into sendmmsg, so the senders stay cheaper than the
 /// receiver they load. Stream `i` sends in 1 ms slot `i % 20` of every 20 ms, spreading the load.
 ///
+/// With a socket per peer (a receiver on one shared port tells the connections apart by their
+/// source), sends cannot be batched across sockets: the farm makes each socket itself, lets NIO
+/// read it (`UDPSocketSet.adopt`) and writes every datagram with one `sendto(2)` on it, without
+/// NIO's write path (an envelope, a buffer and a pending-write queue per datagram cost about
+/// twice the kernel's send in `perf`, and the senders must outrun the receiver they load).
+///
 /// Thread-safety: every mutable member is touched only on `loop`; that is why the
 /// `@unchecked Sendable` is safe.
 final class SenderFarm: @unchecked Sendable {
@@ -49,6 +60,7 @@ final class SenderFarm: @unchecked Sendable {
     let srtpProfiles: [SRTPProfile]
     private(set) var sockets: UDPSocketSet?
     private var peerSockets: [UDPSocketSet] = []
+    private var peerDescriptors: [CInt] = []
     private var local = TransportAddress(ip: .v4(0x7F00_0001), port: 0)
     private(set) var peers: [SenderPeer] = []
     private var byRemote: [TransportAddress: SenderPeer] = [:]
@@ -60,6 +72,9 @@ final class SenderFarm: @unchecked Sendable {
     private(set) var negotiatedProfiles: [SRTPProfile: Int] = [:]
     private(set) var failed = 0
     private(set) var unknownSource = 0
+    /// Datagrams `sendto(2)` refused (a full send buffer): counted as sent all the same, so a
+    /// refused packet shows as lost at the receiver, never as a loss hidden from it.
+    private(set) var sendErrors = 0
     private(set) var totalSent = 0
     private var sweepTask: RepeatedTask?
     private var sweepCount = 0
@@ -84,12 +99,19 @@ final class SenderFarm: @unchecked Sendable {
     func bind() async throws {
         if socketPerPeer {
             var bound: [UDPSocketSet] = []
+            var descriptors: [CInt] = []
             for index in 0..<count {
-                bound.append(try await UDPSocketSet.bind(
-                    addresses: [.v4(0x7F00_0001)], configuration: .init(vectorReadMessageCount: 4),
+                let descriptor = try Self.loopbackSocket()
+                // NIO owns the descriptor from here (it closes it in `close()`, also if this fails).
+                bound.append(try await UDPSocketSet.adopt(
+                    boundSockets: [descriptor], configuration: .init(vectorReadMessageCount: 4),
                     eventLoop: loop, onReceive: { [self] in receive($0, peer: index) }, onReadComplete: {}))
+                descriptors.append(descriptor)
             }
-            try await loop.submit { [self, bound] in peerSockets = bound }.get()
+            try await loop.submit { [self, bound, descriptors] in
+                peerSockets = bound
+                peerDescriptors = descriptors
+            }.get()
             return
         }
         let sockets = try await UDPSocketSet.bind(
@@ -111,6 +133,7 @@ final class SenderFarm: @unchecked Sendable {
             let peer = SenderPeer(index: index, core: core)
             if socketPerPeer {
                 peer.sockets = peerSockets[index]
+                peer.descriptor = peerDescriptors[index]
                 core.addHostCandidates(peerSockets[index].localAddresses)
             } else {
                 core.addHostCandidates([local])
@@ -142,6 +165,7 @@ final class SenderFarm: @unchecked Sendable {
             let configuration = PeerConnectionConfiguration(certificate: certificate, srtpProfiles: srtpProfiles, sendsAudio: true, trickle: false)
             let peer = SenderPeer(index: index, core: PeerConnectionCore(configuration: configuration))
             peer.sockets = peerSockets[index]
+            peer.descriptor = peerDescriptors[index]
             let keys = Self.rawKeys(index: index)
             // The sender's local keys are the receiver's remote ones; the other half is unused.
             let material = SRTPKeyingMaterial(localKey: keys.key, localSalt: keys.salt, remoteKey: keys.key, remoteSalt: keys.salt)
@@ -160,15 +184,55 @@ final class SenderFarm: @unchecked Sendable {
 
     /// Protects and sends one raw-mode packet from the peer's socket.
     private func sendRaw(_ peer: SenderPeer, _ packet: [UInt8], rtcp: Bool) {
-        guard let raw = peer.raw, let socket = peer.sockets else { return }
+        guard let raw = peer.raw else { return }
         var bytes = packet
         do {
             if rtcp { try raw.srtp.protectRTCP(&bytes) } else { try raw.srtp.protectRTP(&bytes) }
-            try socket.send(bytes, from: raw.local, to: raw.remote)
         } catch {
             return
         }
-        socket.flush()
+        send(bytes, to: raw.remote, from: peer)
+    }
+
+    /// A nonblocking UDP socket bound to 127.0.0.1 on a port the kernel picks.
+    static func loopbackSocket() throws -> CInt {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw UDPTransportError.bindFailed(address: "127.0.0.1", reason: "socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let error = errno
+            Glibc.close(descriptor)
+            throw UDPTransportError.bindFailed(address: "127.0.0.1", reason: "bind: errno \(error)")
+        }
+        return descriptor
+    }
+
+    /// One datagram from the peer's own socket, straight to the kernel (IPv4; anything else, or a
+    /// peer without a descriptor, goes through NIO).
+    private func send(_ bytes: [UInt8], to remote: TransportAddress, from peer: SenderPeer) {
+        guard peer.descriptor >= 0, case .v4(let ip) = remote.ip else {
+            guard let socket = peer.sockets, let local = socket.localAddresses.first else { return }
+            try? socket.send(bytes, from: local, to: remote)
+            socket.flush()
+            return
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = remote.port.bigEndian
+        address.sin_addr.s_addr = ip.bigEndian
+        let sent = bytes.withUnsafeBytes { payload in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(peer.descriptor, payload.baseAddress, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        if sent < 0 { sendErrors += 1 }
     }
 
     private func offerMore() {
@@ -262,13 +326,8 @@ final class SenderFarm: @unchecked Sendable {
                 break
             }
         }
-        if let own = peer.sockets {
-            var any = false
-            while let transmit = peer.core.pollTransmit() {
-                try? own.send(transmit.bytes, from: transmit.from, to: transmit.to)
-                any = true
-            }
-            if any { own.flush() }
+        if peer.sockets != nil {
+            while let transmit = peer.core.pollTransmit() { send(transmit.bytes, to: transmit.to, from: peer) }
             return
         }
         guard let sockets else { return }
