@@ -216,6 +216,7 @@ final class FileCreationThread: @unchecked Sendable {
 
     /// The thread's nice value (higher is lower priority).
     static let niceValue: Int32 = 10
+    static let threadName = "peerd-files"
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     /// Signalled when a job is queued.
@@ -277,6 +278,13 @@ final class FileCreationThread: @unchecked Sendable {
         #if os(Linux)
         // `who` 0: the calling thread (Linux keeps the nice value per thread).
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.niceValue)
+        // Its own name (a new thread inherits its creator's, an event loop's): profiles tell them apart.
+        // (pthread_setname_np and prctl do not import into Swift; the comm file is the same thing.)
+        let comm = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if comm >= 0 {
+            _ = Self.threadName.utf8CString.withUnsafeBytes { write(comm, $0.baseAddress, $0.count - 1) }
+            _ = Glibc.close(comm)
+        }
         #endif
         while true {
             pthread_mutex_lock(mutex)

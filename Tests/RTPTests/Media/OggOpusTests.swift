@@ -162,6 +162,7 @@ struct OggOpusTests {
             var order: [Int] = []
             var threads: Set<UInt> = []
             var niceValues: Set<Int32> = []
+            var names: Set<String> = []
         }
         let seen = Mutex(Seen())
         let which = __priority_which_t(PRIO_PROCESS.rawValue)
@@ -170,7 +171,10 @@ struct OggOpusTests {
             FileCreationThread.shared.submit {
                 let nice = getpriority(which, 0)
                 let thread = UInt(pthread_self())
+                let threadName = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
                 seen.withLock {
+                    $0.names.insert(threadName)
                     $0.order.append(index)
                     $0.threads.insert(thread)
                     $0.niceValues.insert(nice)
@@ -181,6 +185,7 @@ struct OggOpusTests {
         let result = seen.withLock { $0 }
         #expect(result.order == Array(0..<50))
         #expect(result.threads.count == 1 && !result.threads.contains(UInt(pthread_self())))
+        #expect(result.names == [FileCreationThread.threadName])
         // A process already nicer than +10 cannot lower its threads' nice value (without privileges).
         #expect(result.niceValues == [max(FileCreationThread.niceValue, callerNice)])
     }
