@@ -47,6 +47,10 @@ struct PeerdLoad {
             --ramp SECONDS (streams start one after another over this time; default 1 ms per stream, 0: at once)
             --window SECONDS (10) --warmup SECONDS (2, at least the ramp + 1.5) --in-flight K (32 handshakes at a time)
             --dir DIR (recordings; default a temp dir, removed afterwards)
+            --pin (the senders on the first core, the receiver alone on the last, by taskset(1))
+            --live-senders (the senders packetize and protect each RTP packet as they send it; by default
+            they protect the run's packets once connected, before sending starts, so that on 2 cores
+            sending costs them a sendto(2) a packet and the full rate reaches the receiver)
     """
 
     static func main() async {
@@ -93,6 +97,7 @@ struct PeerdLoad {
         var directory: String?
         var nssSmallTables = false
         var receiverExtras: [String] = []
+        var pin = false
         var index = 0
         func value() throws -> String {
             index += 1
@@ -110,6 +115,8 @@ struct PeerdLoad {
             case "--warmup": options.warmup = Double(try value()) ?? options.warmup
             case "--ramp": options.ramp = Double(try value())
             case "--drain": options.drain = Double(try value()) ?? options.drain
+            case "--live-senders": options.liveSenders = true
+            case "--pin": pin = true
             case "--budget": budget = Double(try value()) ?? budget
             case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight
             case "--aiortc-script": aiortcScript = try value()
@@ -134,6 +141,22 @@ struct PeerdLoad {
             index += 1
         }
         guard format == "ogg" || format == "wav" else { throw BadArgument(description: "--format is ogg or wav") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if pin {
+            // The senders on the first core, the receiver alone on the last: the receiver's cost per
+            // core, without the senders' threads taking turns on its core. Re-run under taskset (Swift
+            // cannot import sched_setaffinity), before any thread of ours exists.
+            guard cores >= 2 else { throw BadArgument(description: "--pin needs two cores") }
+            if ProcessInfo.processInfo.environment["PEERD_LOAD_PINNED"] == nil {
+                setenv("PEERD_LOAD_PINNED", "1", 1)
+                let self_ = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+                let argv = ["/usr/bin/taskset", "-c", "0", self_] + CommandLine.arguments.dropFirst()
+                var cArguments = argv.map { strdup($0) } + [nil]
+                execv("/usr/bin/taskset", &cArguments)
+                throw BadArgument(description: "--pin: could not run /usr/bin/taskset (errno \(errno))")
+            }
+        }
+        let receiverPrefix = pin ? ["/usr/bin/taskset", "-c", "\(cores - 1)"] : []
         raiseFileLimit()
         let base = directory ?? (NSTemporaryDirectory() + "peerd-load-\(getpid())")
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: base) } }
@@ -162,14 +185,14 @@ struct PeerdLoad {
             let dir = base + "/run-\(run)-\(kind)-\(format)"
             options.rawSRTP = kind == "c"
             if kind == "aiortc" {
-                return (["/usr/bin/env", "python3", aiortcScript, "--dir", dir], "aiortc 1.16 (MediaRecorder wav)")
+                return (receiverPrefix + ["/usr/bin/env", "python3", aiortcScript, "--dir", dir], "aiortc 1.16 (MediaRecorder wav)")
             }
             if kind == "c" {
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                return ([referenceReceiver, dir], "C primitives (recvmmsg, libsrtp GCM, Ogg page)")
+                return (receiverPrefix + [referenceReceiver, dir], "C primitives (recvmmsg, libsrtp GCM, Ogg page)")
             }
             let env = nssSmallTables ? ["/usr/bin/env", "PEERD_NSS_OPTIMIZE_SPACE=1"] : []
-            return (env + [executable, "receive", "--format", format, "--dir", dir] + receiverExtras,
+            return (receiverPrefix + env + [executable, "receive", "--format", format, "--dir", dir] + receiverExtras,
                     "peerd (\(format == "ogg" ? "Ogg pass-through" : "WAV, decoded")\(nssSmallTables ? ", NSS small tables" : "")\(receiverExtras.isEmpty ? "" : ", " + receiverExtras.joined(separator: " ")))")
         }
         say("peerd-load \(mode): window \(formatted(options.window, 0)) s after \(formatted(options.warmup, 0)) s warm-up, 50 packets/s per stream, 127.0.0.1")

@@ -119,6 +119,9 @@ struct StepOptions {
     /// The receiver negotiates nothing (the C reference receiver): the senders use SRTP keys derived
     /// from their index and send to the port the receiver names in its "ready" line.
     var rawSRTP = false
+    /// The senders packetize and protect every RTP packet as they send it, instead of protecting
+    /// the whole run's packets before sending starts (`SenderFarm.prepare`).
+    var liveSenders = false
 }
 
 func sleep(seconds: Double) async {
@@ -172,6 +175,12 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     log("    \(connected)/\(streams) connected in \(formatted(connectSeconds, 1)) s (\(failed) failed; SRTP: \(profileList)); sending")
 
     let ramp = options.ramp ?? Double(streams) / 1000
+    if !options.liveSenders {
+        let seconds = max(options.warmup, ramp + 1.5) + options.window + 1
+        let prepareStart = MonotonicTime.now()
+        let bytes = try await senderLoop.submit { farm.prepare(seconds: seconds) }.get()
+        log("    senders prepared \(formatted(seconds, 1)) s of protected RTP (\(bytes / 1_000_000) MB) in \(formatted((MonotonicTime.now() - prepareStart).seconds, 1)) s")
+    }
     try await senderLoop.submit {
         farm.rampMilliseconds = Int64(ramp * 1000)
         farm.startSending()

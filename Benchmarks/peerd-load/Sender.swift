@@ -29,6 +29,11 @@ final class SenderPeer {
     /// Raw mode (the C reference receiver): SRTP with keys derived from the index, sent straight
     /// from the peer's socket to the receiver, with no ICE or DTLS.
     var raw: (srtp: SRTPSession, local: TransportAddress, remote: TransportAddress)?
+    /// Prepared RTP packets, SRTP-protected before sending started (`SenderFarm.prepare`), one
+    /// after another in `prepared.bytes`; packet k ends at `prepared.ends[k]`. Sent in order, one
+    /// per frame, to `prepared.remote`; live packetizing takes over when they run out.
+    var prepared: (bytes: [UInt8], ends: [Int32], remote: TransportAddress)?
+    var nextPrepared = 0
 
     init(index: Int, core: PeerConnectionCore) {
         self.index = index
@@ -215,9 +220,13 @@ final class SenderFarm: @unchecked Sendable {
     /// One datagram from the peer's own socket, straight to the kernel (IPv4; anything else, or a
     /// peer without a descriptor, goes through NIO).
     private func send(_ bytes: [UInt8], to remote: TransportAddress, from peer: SenderPeer) {
+        bytes.withUnsafeBytes { send($0, to: remote, from: peer) }
+    }
+
+    private func send(_ bytes: UnsafeRawBufferPointer, to remote: TransportAddress, from peer: SenderPeer) {
         guard peer.descriptor >= 0, case .v4(let ip) = remote.ip else {
             guard let socket = peer.sockets, let local = socket.localAddresses.first else { return }
-            try? socket.send(bytes, from: local, to: remote)
+            try? socket.send(Array(bytes), from: local, to: remote)
             socket.flush()
             return
         }
@@ -225,11 +234,9 @@ final class SenderFarm: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = remote.port.bigEndian
         address.sin_addr.s_addr = ip.bigEndian
-        let sent = bytes.withUnsafeBytes { payload in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(peer.descriptor, payload.baseAddress, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(peer.descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
         if sent < 0 { sendErrors += 1 }
@@ -354,6 +361,62 @@ final class SenderFarm: @unchecked Sendable {
         flush()
     }
 
+    /// Protects each connected stream's next `seconds` × 50 RTP packets now, before sending starts,
+    /// so that sending one costs a `sendto(2)` and no packetizing or SRTP: on 2 cores the senders
+    /// share the machine with the receiver they load, and at 3,000 streams they could not send the
+    /// full rate live. The bytes on the wire are the same as live sending's (each packet is made by
+    /// the stream's `RTPSendStream` and protected by the connection's SRTP context, in order); RTCP
+    /// stays live. Returns the bytes prepared.
+    @discardableResult
+    func prepare(seconds: Double) -> Int {
+        loop.preconditionInEventLoop()
+        let packetsPerStream = Int(seconds * 50)
+        var total = 0
+        for peer in peers where peer.state == .connected {
+            guard var stream = peer.stream else { continue }
+            var bytes: [UInt8] = []
+            var ends: [Int32] = []
+            ends.reserveCapacity(packetsPerStream)
+            var remote: TransportAddress?
+            for index in 0..<packetsPerStream {
+                guard let packet = stream.packetize(opusFrame: frames[(peer.frame + index) % frames.count], level: 40) else { break }
+                if let raw = peer.raw {
+                    var protected = packet
+                    guard (try? raw.srtp.protectRTP(&protected)) != nil else { break }
+                    bytes += protected
+                    remote = raw.remote
+                } else {
+                    drain(peer)  // anything queued before goes out first
+                    peer.core.sendRTP(packet)
+                    guard let transmit = peer.core.pollTransmit(), remote == nil || transmit.to == remote else { break }
+                    bytes += transmit.bytes
+                    remote = transmit.to
+                }
+                ends.append(Int32(bytes.count))
+            }
+            peer.stream = stream
+            if let remote, !ends.isEmpty {
+                peer.prepared = (bytes, ends, remote)
+                peer.nextPrepared = 0
+                total += bytes.count
+            }
+        }
+        return total
+    }
+
+    /// Sends the peer's next prepared packet, if it has one left.
+    private func sendPrepared(_ peer: SenderPeer) -> Bool {
+        guard let prepared = peer.prepared, peer.nextPrepared < prepared.ends.count else {
+            peer.prepared = nil
+            return false
+        }
+        let start = peer.nextPrepared == 0 ? 0 : Int(prepared.ends[peer.nextPrepared - 1])
+        let end = Int(prepared.ends[peer.nextPrepared])
+        peer.nextPrepared += 1
+        prepared.bytes.withUnsafeBytes { all in send(UnsafeRawBufferPointer(rebasing: all[start..<end]), to: prepared.remote, from: peer) }
+        return true
+    }
+
     /// Stream `i` starts sending `i × rampMilliseconds / count` ms after `startSending` (0: all at
     /// once). Participants do not all start talking in the same 20 ms; a receiving bot creates a
     /// participant's recording file at its first packet, which costs about 0.8 ms on this machine's ext4.
@@ -382,7 +445,10 @@ final class SenderFarm: @unchecked Sendable {
                 if rampMilliseconds > 0, slot < Int64(peer.index) * rampMilliseconds / Int64(count) { continue }
                 guard var stream = peer.stream else { continue }
                 let raw = peer.raw != nil
-                if let packet = stream.packetize(opusFrame: frames[peer.frame % frames.count], level: 40) {
+                if peer.prepared != nil, sendPrepared(peer) {
+                    peer.sent += 1
+                    totalSent += 1
+                } else if let packet = stream.packetize(opusFrame: frames[peer.frame % frames.count], level: 40) {
                     if raw { sendRaw(peer, packet, rtcp: false) } else { peer.core.sendRTP(packet) }
                     peer.sent += 1
                     totalSent += 1
