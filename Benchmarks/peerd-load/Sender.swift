@@ -225,9 +225,12 @@ final class SenderFarm: @unchecked Sendable {
 
     private func send(_ bytes: UnsafeRawBufferPointer, to remote: TransportAddress, from peer: SenderPeer) {
         guard peer.descriptor >= 0, case .v4(let ip) = remote.ip else {
-            guard let socket = peer.sockets, let local = socket.localAddresses.first else { return }
-            try? socket.send(Array(bytes), from: local, to: remote)
-            socket.flush()
+            if let own = peer.sockets, let from = own.localAddresses.first {
+                try? own.send(Array(bytes), from: from, to: remote)
+                own.flush()
+            } else if let sockets {
+                try? sockets.send(Array(bytes), from: local, to: remote)  // the farm's one socket: flushed with the tick's batch
+            }
             return
         }
         var address = sockaddr_in()
