@@ -278,8 +278,9 @@ int main(int argc, char **argv) {
     crc_init();
     if (srtp_init() != srtp_err_status_ok || peerd_srtp_install_openssl() != 0) { fprintf(stderr, "srtp init failed\n"); return 1; }
     int socket_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int size = 16 << 20;
-    setsockopt(socket_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    int size = 16 << 20;  /* as peerd's shared port: forced when permitted (CAP_NET_ADMIN), else capped by rmem_max */
+    if (setsockopt(socket_fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(socket_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
     socklen_t address_length = sizeof address;
     if (bind(socket_fd, (struct sockaddr *)&address, sizeof address) != 0 ||

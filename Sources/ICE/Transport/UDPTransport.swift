@@ -28,7 +28,11 @@ public final class UDPSocketSet: Sendable {
         public var portRange: ClosedRange<UInt16>?
         /// recvmmsg batch size (NIO's datagramVectorReadMessageCount); 1 disables vector reads.
         public var vectorReadMessageCount: Int
-        /// SO_RCVBUF / SO_SNDBUF, for servers that take many streams on one socket.
+        /// SO_RCVBUF / SO_SNDBUF, for servers that take many streams on one socket. The kernel grants
+        /// at most twice `net.core.rmem_max` by SO_RCVBUF; a paced socket (`readPacing`) first asks
+        /// with SO_RCVBUFFORCE, which a process with CAP_NET_ADMIN is granted whatever that limit (at
+        /// 150,000 datagrams a second, the 8 MiB a stock `rmem_max` of 4 MiB allows hold 67 ms: a
+        /// vCPU or a loop that stalls longer than that loses datagrams).
         public var socketBufferBytes: Int?
         /// Read pacing, for a socket that carries many streams: after a batch of reads, the socket is
         /// read again only this much later (nil: as soon as it is readable). Datagrams wait in the
@@ -171,6 +175,7 @@ public final class UDPSocketSet: Sendable {
     /// `descriptor`: the socket the channel will adopt, if the caller made it. With read pacing, the
     /// paced reads then go through a `DirectDatagramReader` on it instead of NIO's read path.
     private static func makeBootstrap(configuration: Configuration, eventLoop: any EventLoop, descriptor: CInt? = nil,
+                                      receiveBufferSet: Bool = false,
                                       onReceive: @escaping DatagramHandler,
                                       onReadComplete: @escaping @Sendable () -> Void) -> DatagramBootstrap {
         var bootstrap = DatagramBootstrap(group: eventLoop)
@@ -196,8 +201,9 @@ public final class UDPSocketSet: Sendable {
             bootstrap = bootstrap.channelOption(.autoRead, value: false)  // the handler asks for each read
         }
         if let bytes = configuration.socketBufferBytes {
-            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes))
-                .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+            // A receive buffer already forced on the descriptor is not asked again: SO_RCVBUF would cap it.
+            if !receiveBufferSet { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(bytes)) }
+            bootstrap = bootstrap.channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }
         return bootstrap
     }
@@ -212,8 +218,9 @@ public final class UDPSocketSet: Sendable {
                 if configuration.readPacing != nil {
                     // Paced sockets are read directly (see `DirectDatagramReader`): bind here to know the descriptor.
                     let descriptor = try DirectDatagramReader.boundSocket(TransportAddress(ip: ip, port: port))
+                    let forced = configuration.socketBufferBytes.map { forceReceiveBuffer(descriptor, bytes: $0) } ?? false
                     let bootstrap = makeBootstrap(configuration: configuration, eventLoop: eventLoop, descriptor: descriptor,
-                                                  onReceive: onReceive, onReadComplete: onReadComplete)
+                                                  receiveBufferSet: forced, onReceive: onReceive, onReadComplete: onReadComplete)
                     // NIO owns the descriptor from here, also when this fails (closing it again could
                     // close a descriptor reused meanwhile).
                     return try await bootstrap.withBoundSocket(descriptor).get()
@@ -225,6 +232,21 @@ public final class UDPSocketSet: Sendable {
             }
         }
         throw UDPTransportError.bindFailed(address: ip.description, reason: "\(lastError.map { "\($0)" } ?? "no port")")
+    }
+
+    /// SO_RCVBUFFORCE: true when granted (the process has CAP_NET_ADMIN), false to fall back to SO_RCVBUF.
+    private static func forceReceiveBuffer(_ descriptor: CInt, bytes: Int) -> Bool {
+        var value = Int32(clamping: bytes)
+        return setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// The kernel's receive buffer size of each socket (SO_RCVBUF as read back: twice what was granted).
+    public func receiveBufferSizes() async throws -> [TransportAddress: Int] {
+        var sizes: [TransportAddress: Int] = [:]
+        for (address, channel) in sockets {
+            sizes[address] = Int(try await channel.getOption(.socketOption(.so_rcvbuf)).get())
+        }
+        return sizes
     }
 
     /// Queues a datagram on the socket bound to `local`. Call on `eventLoop`; `flush()` sends the batch.

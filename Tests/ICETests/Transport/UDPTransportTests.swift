@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -52,6 +53,31 @@ import Testing
     /// Read pacing: datagrams that arrive while the socket waits are taken in one wake-up, and a
     /// wake-up that read a full batch reads again at once, so a burst far larger than one wake-up
     /// still arrives whole (pacing must never cap the rate a busy port is drained at).
+    @Test("a paced socket's receive buffer is forced past net.core.rmem_max when the process may (CAP_NET_ADMIN), capped by it otherwise")
+    func pacedSocketReceiveBuffer() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let limitText = try String(contentsOfFile: "/proc/sys/net/core/rmem_max", encoding: .utf8)
+        let limit = try #require(Int(limitText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let asked = 2 * limit + 4096  // more than SO_RCVBUF alone can be granted
+        let paced = try await UDPSocketSet.bind(
+            addresses: [IPAddress("127.0.0.1")!],
+            configuration: .init(vectorReadMessageCount: 8, socketBufferBytes: asked, readPacing: .milliseconds(2)),
+            eventLoop: loop, onReceive: { _ in })
+        let unpaced = try await UDPSocketSet.bind(
+            addresses: [IPAddress("127.0.0.1")!], configuration: .init(vectorReadMessageCount: 8, socketBufferBytes: asked),
+            eventLoop: loop, onReceive: { _ in })
+        defer { Task { await paced.close(); await unpaced.close() } }
+        let pacedSize = try #require(try await paced.receiveBufferSizes().values.first)
+        let unpacedSize = try #require(try await unpaced.receiveBufferSizes().values.first)
+        // Whether this process may force (CAP_NET_ADMIN: root in this project's CI), asked of a throwaway socket.
+        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var one: Int32 = 4096
+        let mayForce = setsockopt(probe, SOL_SOCKET, SO_RCVBUFFORCE, &one, socklen_t(MemoryLayout<Int32>.size)) == 0
+        close(probe)
+        #expect(pacedSize == (mayForce ? 2 * asked : 2 * limit))
+        #expect(unpacedSize == 2 * limit)
+    }
+
     @Test func pacedReadsBatchWhatArrivesMeanwhileAndDrainBurstsWhole() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let received = Mutex(0)
