@@ -153,6 +153,9 @@ final class LoadReceiver: @unchecked Sendable {
     /// `--shared-port`: every connection on this one port (as `peerd join --port`).
     var sharedPort: SharedUDPPort?
 
+    /// When the receiver started (a file modified before is a previous run's).
+    private let started = Date(timeIntervalSinceNow: -1)
+
     init(loop: any EventLoop, directory: String, decode: Bool, output: LineWriter) throws {
         self.loop = loop
         self.directory = directory
@@ -339,9 +342,13 @@ final class LoadReceiver: @unchecked Sendable {
         }
     }
 
+    private func recordingPath(_ connection: ReceivedConnection) -> String {
+        (directory as NSString).appendingPathComponent("stream-\(connection.id)" + (decode ? ".wav" : ".ogg"))
+    }
+
     private func openRecorder(_ connection: ReceivedConnection, stereo: Bool) {
         connection.recorderOpened = true
-        let path = (directory as NSString).appendingPathComponent("stream-\(connection.id)" + (decode ? ".wav" : ".ogg"))
+        let path = recordingPath(connection)
         do {
             if decode {
                 connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1, createInBackground: true)
@@ -369,14 +376,15 @@ final class LoadReceiver: @unchecked Sendable {
                 }
                 if connection.failure != nil { failures += 1 }
             }
+            // This run's files only: the directory is reused, and may hold a larger run's files.
             var files = 0
             var bytes: Int64 = 0
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
-                let path = (directory as NSString).appendingPathComponent(name)
-                if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber {
-                    files += 1
-                    bytes += size.int64Value
-                }
+            for connection in ordered where connection.recorderOpened {
+                let attributes = try? FileManager.default.attributesOfItem(atPath: recordingPath(connection))
+                guard let size = attributes?[.size] as? NSNumber, let modified = attributes?[.modificationDate] as? Date,
+                      modified >= started else { continue }
+                files += 1
+                bytes += size.int64Value
             }
             var bye = LoadMessage(op: "bye")
             bye.files = files
