@@ -369,7 +369,9 @@ final class SenderFarm: @unchecked Sendable {
     /// share the machine with the receiver they load, and at 3,000 streams they could not send the
     /// full rate live. The bytes on the wire are the same as live sending's (each packet is made by
     /// the stream's `RTPSendStream` and protected by the connection's SRTP context, in order); RTCP
-    /// stays live. Returns the bytes prepared.
+    /// stays live. Returns the bytes prepared. A stream whose packet cannot be prepared (SRTP refused
+    /// it, or the connection's media path moved) keeps what was prepared before it and goes on live
+    /// after; that one packet is never sent nor counted, a gap in its sequence and no loss.
     @discardableResult
     func prepare(seconds: Double) -> Int {
         loop.preconditionInEventLoop()
