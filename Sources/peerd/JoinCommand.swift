@@ -205,6 +205,14 @@ struct JoinCommand: AsyncParsableCommand {
             options.sharedPort = try await SharedUDPPort.bind(addresses: unique, port: port,
                                                               configuration: SharedUDPPort.serverConfiguration, eventLoop: loop)
             logger.info("one UDP port for every connection: \(options.sharedPort?.localAddresses.map(\.description) ?? [])")
+            if let sockets = options.sharedPort?.sockets, let asked = SharedUDPPort.serverConfiguration.socketBufferBytes,
+               let granted = try? await sockets.receiveBufferSizes().values.min(), granted < 2 * asked {
+                // The kernel reports twice what it granted.
+                logger.warning("""
+                    the shared port's receive buffer is \((granted / 2) >> 10) KiB of the \(asked >> 10) KiB asked \
+                    (net.core.rmem_max; root or CAP_NET_ADMIN is granted more): with many participants, bursts may be lost
+                    """)
+            }
         }
         logger.info("SRTP: \(SRTPCrypto.summary)")
         let bot = try RoomBot(options: options, loop: loop, logger: logger)
