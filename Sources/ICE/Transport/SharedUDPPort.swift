@@ -149,10 +149,10 @@ public final class SharedUDPPort: @unchecked Sendable {
     /// Socket settings for a port that carries many participants' streams (`peerd join --port`):
     /// 32-datagram `recvmmsg` batches, a large kernel buffer for bursts, and reads paced 2 ms apart,
     /// so each wake-up takes full batches. The buffer: 16 MiB asked, 32 MiB granted (the kernel
-    /// doubles it) to a process with CAP_NET_ADMIN, else twice `net.core.rmem_max` at most. At 3,000
-    /// streams (150,000 datagrams a second) 32 MiB hold about 270 ms, a stock `rmem_max` of 4 MiB
-    /// (8 MiB) 67 ms: peerd-load at 3,000 streams on a 2-core VM lost datagrams in bursts of 150–200
-    /// ms with 67 ms of room.
+    /// doubles it) to a process with CAP_NET_ADMIN, else twice `net.core.rmem_max` at most (Debian's
+    /// default 208 KiB: 416 KiB). At 3,000 streams (150,000 datagrams a second) 32 MiB hold about
+    /// 270 ms, and the 8 MiB an `rmem_max` of 4 MiB allows, 67 ms: peerd-load at 3,000 streams on a
+    /// 2-core VM lost datagrams in bursts of 150–200 ms with 67 ms of room.
     /// A datagram waits at most 2 ms more, a tenth of an audio packet's 20 ms. peerd-load: paced 1 ms
     /// apart, about 12 % less CPU per packet than reading as soon as the socket is readable (1,000
     /// streams); 2 ms, 4 % less again, and 4 ms another 3 % for twice the wait (700 streams, paired

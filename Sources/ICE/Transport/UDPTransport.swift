@@ -31,8 +31,8 @@ public final class UDPSocketSet: Sendable {
         /// SO_RCVBUF / SO_SNDBUF, for servers that take many streams on one socket. The kernel grants
         /// at most twice `net.core.rmem_max` by SO_RCVBUF; a paced socket (`readPacing`) first asks
         /// with SO_RCVBUFFORCE, which a process with CAP_NET_ADMIN is granted whatever that limit (at
-        /// 150,000 datagrams a second, the 8 MiB a stock `rmem_max` of 4 MiB allows hold 67 ms: a
-        /// vCPU or a loop that stalls longer than that loses datagrams).
+        /// 150,000 datagrams a second, the 8 MiB an `rmem_max` of 4 MiB allows hold 67 ms: a vCPU or
+        /// a loop that stalls longer than that loses datagrams).
         public var socketBufferBytes: Int?
         /// Read pacing, for a socket that carries many streams: after a batch of reads, the socket is
         /// read again only this much later (nil: as soon as it is readable). Datagrams wait in the
