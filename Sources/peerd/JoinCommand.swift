@@ -149,6 +149,15 @@ struct JoinCommand: AsyncParsableCommand {
     }
 
     /// "40000-40099" → 40000...40099 (nil when malformed, reversed, or including port 0).
+    /// What to say when the kernel granted the shared port less receive buffer than `asked`
+    /// (`reported`: SO_RCVBUF as read back, twice what was granted); nil when it granted it all.
+    static func receiveBufferWarning(reported: Int, asked: Int) -> String? {
+        let granted = reported / 2
+        guard granted < asked else { return nil }
+        return "the shared port's receive buffer is \(granted >> 10) KiB of the \(asked >> 10) KiB asked "
+            + "(net.core.rmem_max; root or CAP_NET_ADMIN is granted more): with many participants, bursts may be lost"
+    }
+
     static func parsePortRange(_ text: String) -> ClosedRange<UInt16>? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, let low = UInt16(parts[0]), let high = UInt16(parts[1]), low >= 1, low <= high else { return nil }
@@ -206,12 +215,9 @@ struct JoinCommand: AsyncParsableCommand {
                                                               configuration: SharedUDPPort.serverConfiguration, eventLoop: loop)
             logger.info("one UDP port for every connection: \(options.sharedPort?.localAddresses.map(\.description) ?? [])")
             if let sockets = options.sharedPort?.sockets, let asked = SharedUDPPort.serverConfiguration.socketBufferBytes,
-               let granted = try? await sockets.receiveBufferSizes().values.min(), granted < 2 * asked {
-                // The kernel reports twice what it granted.
-                logger.warning("""
-                    the shared port's receive buffer is \((granted / 2) >> 10) KiB of the \(asked >> 10) KiB asked \
-                    (net.core.rmem_max; root or CAP_NET_ADMIN is granted more): with many participants, bursts may be lost
-                    """)
+               let reported = try? await sockets.receiveBufferSizes().values.min(),
+               let warning = Self.receiveBufferWarning(reported: reported, asked: asked) {
+                logger.warning("\(warning)")
             }
         }
         logger.info("SRTP: \(SRTPCrypto.summary)")

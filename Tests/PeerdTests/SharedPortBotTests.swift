@@ -6,6 +6,17 @@ import Testing
 
 /// `peerd join --port N`: every connection of the room bot on one shared UDP port; `--port-range A-B`.
 @Suite struct SharedPortBotTests {
+    @Test("a warning when the kernel granted the shared port less receive buffer than asked, none when it granted all")
+    func receiveBufferWarning() {
+        let asked = 16 << 20
+        // Debian's default net.core.rmem_max (212,992 bytes), and this machine's 4 MiB: SO_RCVBUF reads back twice that.
+        #expect(JoinCommand.receiveBufferWarning(reported: 2 * 212_992, asked: asked)?.hasPrefix(
+            "the shared port's receive buffer is 208 KiB of the 16384 KiB asked") == true)
+        #expect(JoinCommand.receiveBufferWarning(reported: 8 << 20, asked: asked)?.contains("4096 KiB of the 16384 KiB") == true)
+        // Forced (CAP_NET_ADMIN): all of it.
+        #expect(JoinCommand.receiveBufferWarning(reported: 32 << 20, asked: asked) == nil)
+    }
+
     @Test func portOptionsAreParsedAndValidated() throws {
         let base = ["ws://127.0.0.1:8080/ws", "--room", "general"]
         #expect(try JoinCommand.parse(base + ["--port", "3478"]).port == 3478)
