@@ -143,6 +143,7 @@ struct PeerdLoad {
         }
         guard format == "ogg" || format == "wav" else { throw BadArgument(description: "--format is ogg or wav") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         if pin {
             // The senders on the first core, the receiver alone on the last: the receiver's cost per
             // core, without the senders' threads taking turns on its core. Re-run under taskset (Swift
@@ -150,8 +151,7 @@ struct PeerdLoad {
             guard cores >= 2 else { throw BadArgument(description: "--pin needs two cores") }
             if ProcessInfo.processInfo.environment["PEERD_LOAD_PINNED"] == nil {
                 setenv("PEERD_LOAD_PINNED", "1", 1)
-                let self_ = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-                let argv = ["/usr/bin/taskset", "-c", "0", self_] + CommandLine.arguments.dropFirst()
+                let argv = ["/usr/bin/taskset", "-c", "0", executable] + CommandLine.arguments.dropFirst()
                 var cArguments = argv.map { strdup($0) } + [nil]
                 execv("/usr/bin/taskset", &cArguments)
                 throw BadArgument(description: "--pin: could not run /usr/bin/taskset (errno \(errno))")
@@ -164,7 +164,6 @@ struct PeerdLoad {
         let certificate = try DTLSCertificate.generate()
         let frames = try preEncodedFrames()
         let log = { (line: String) in FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         // The C reference receiver (`--receiver c`), built from Benchmarks/c when asked for.
         let referenceReceiver = NSTemporaryDirectory() + "peerd-load-\(getpid())-reference-receiver"
         if receiver == "c" || mode == "reference" {

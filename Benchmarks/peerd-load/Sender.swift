@@ -106,7 +106,7 @@ final class SenderFarm: @unchecked Sendable {
             var bound: [UDPSocketSet] = []
             var descriptors: [CInt] = []
             for index in 0..<count {
-                let descriptor = try Self.loopbackSocket()
+                let descriptor = try UDPSocketSet.boundSocket(TransportAddress(ip: .v4(0x7F00_0001), port: 0))
                 // NIO owns the descriptor from here (it closes it in `close()`, also if this fails).
                 bound.append(try await UDPSocketSet.adopt(
                     boundSockets: [descriptor], configuration: .init(vectorReadMessageCount: 4),
@@ -197,24 +197,6 @@ final class SenderFarm: @unchecked Sendable {
             return
         }
         send(bytes, to: raw.remote, from: peer)
-    }
-
-    /// A nonblocking UDP socket bound to 127.0.0.1 on a port the kernel picks.
-    static func loopbackSocket() throws -> CInt {
-        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw UDPTransportError.bindFailed(address: "127.0.0.1", reason: "socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let error = errno
-            Glibc.close(descriptor)
-            throw UDPTransportError.bindFailed(address: "127.0.0.1", reason: "bind: errno \(error)")
-        }
-        return descriptor
     }
 
     /// One datagram from the peer's own socket, straight to the kernel (IPv4; anything else, or a
@@ -383,6 +365,7 @@ final class SenderFarm: @unchecked Sendable {
             var ends: [Int32] = []
             ends.reserveCapacity(packetsPerStream)
             var remote: TransportAddress?
+            drain(peer)  // anything queued before goes out first; below, each sendRTP queues just its packet
             for index in 0..<packetsPerStream {
                 guard let packet = stream.packetize(opusFrame: frames[(peer.frame + index) % frames.count], level: 40) else { break }
                 if let raw = peer.raw {
@@ -391,7 +374,6 @@ final class SenderFarm: @unchecked Sendable {
                     bytes += protected
                     remote = raw.remote
                 } else {
-                    drain(peer)  // anything queued before goes out first
                     peer.core.sendRTP(packet)
                     guard let transmit = peer.core.pollTransmit(), remote == nil || transmit.to == remote else { break }
                     bytes += transmit.bytes

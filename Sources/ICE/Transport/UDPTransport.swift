@@ -142,6 +142,12 @@ public final class UDPSocketSet: Sendable {
         return UDPSocketSet(eventLoop: eventLoop, sockets: sockets)
     }
 
+    /// A nonblocking, close-on-exec UDP socket bound to `address` (port 0: one the kernel picks), for
+    /// `adopt` when the caller also wants the descriptor (to write to it directly, say).
+    public static func boundSocket(_ address: TransportAddress) throws(UDPTransportError) -> CInt {
+        try DirectDatagramReader.boundSocket(address)
+    }
+
     /// Adopts sockets that are already bound (for example created inside another network namespace,
     /// or handed over by a supervisor), on `eventLoop`, with the same callbacks as `bind`. The set
     /// owns the descriptors from now on and closes them in `close()`.
