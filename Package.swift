@@ -99,10 +99,11 @@ let package = Package(
         // Benchmarks: `swift run -c release peerd-bench`.
         .executableTarget(name: "peerd-bench", dependencies: ["Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection", "CMemory"], path: "Benchmarks/peerd-bench"),
         // Media receive load: `swift run -c release peerd-load sweep` (N sending peers at one receiving peerd).
+        .target(name: "CLoadInject", path: "Benchmarks/CLoadInject"),
         .executableTarget(
             name: "peerd-load",
             dependencies: [
-                "Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection",
+                "Wire", "ICE", "DTLS", "RTP", "SDP", "PeerConnection", "CLoadInject",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

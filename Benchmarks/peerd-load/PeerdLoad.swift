@@ -52,6 +52,10 @@ struct PeerdLoad {
             --live-senders (the senders packetize and protect each RTP packet as they send it; by default
             they protect the run's packets once connected, before sending starts, so that on 2 cores
             sending costs them a sendto(2) a packet and the full rate reaches the receiver)
+            --sendto-senders (with a socket per sender: each prepared packet goes out by sendto(2) on the
+            sender's socket; by default, when peerd-load may open an AF_PACKET socket (CAP_NET_RAW), one
+            such socket on lo writes them with the senders' addresses, 64 per sendmmsg(2), for about
+            half the senders' CPU: see `PacketInjector`)
     """
 
     static func main() async {
@@ -117,6 +121,7 @@ struct PeerdLoad {
             case "--ramp": options.ramp = Double(try value())
             case "--drain": options.drain = Double(try value()) ?? options.drain
             case "--live-senders": options.liveSenders = true
+            case "--sendto-senders": options.sendtoSenders = true
             case "--pin": pin = true
             case "--budget": budget = Double(try value()) ?? budget
             case "--in-flight": options.maxInFlight = Int(try value()) ?? options.maxInFlight

@@ -1,3 +1,4 @@
+import CLoadInject
 import DTLS
 import ICE
 import Foundation
@@ -122,6 +123,8 @@ struct StepOptions {
     /// The senders packetize and protect every RTP packet as they send it, instead of protecting
     /// the whole run's packets before sending starts (`SenderFarm.prepare`).
     var liveSenders = false
+    /// Prepared packets go out by a `sendto(2)` each on the sender's socket, never by `PacketInjector`.
+    var sendtoSenders = false
 }
 
 func sleep(seconds: Double) async {
@@ -135,7 +138,9 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     let link = try ReceiverLink(loop: senderLoop, command: options.receiverCommand)
     defer { if link.process.isRunning { link.process.terminate() } }
     let farm = SenderFarm(count: streams, loop: senderLoop, certificate: certificate, frames: frames, maxInFlight: options.maxInFlight,
-                          socketPerPeer: options.sharedPort, srtpProfiles: options.srtpProfiles)
+                          socketPerPeer: options.sharedPort,
+                          injectsPackets: options.sharedPort && !options.liveSenders && !options.sendtoSenders,
+                          srtpProfiles: options.srtpProfiles)
     let ready = try await link.request(nil, reply: "ready", timeout: .seconds(30))
     log("    receiver pid \(link.process.processIdentifier)")
     try await farm.bind()
@@ -180,6 +185,12 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
         let prepareStart = MonotonicTime.now()
         let bytes = try await senderLoop.submit { farm.prepare(seconds: seconds) }.get()
         log("    senders prepared \(formatted(seconds, 1)) s of protected RTP (\(bytes / 1_000_000) MB) in \(formatted((MonotonicTime.now() - prepareStart).seconds, 1)) s")
+        let (injecting, injectorError) = try await senderLoop.submit { (farm.injecting, farm.injectorError) }.get()
+        if injecting {
+            log("    senders write the prepared packets through one AF_PACKET socket on lo (sendmmsg, up to \(PEERD_INJECT_BATCH) a call)")
+        } else if let injectorError {
+            log("    senders send each prepared packet with sendto(2): \(injectorError)")
+        }
     }
     try await senderLoop.submit {
         farm.rampMilliseconds = Int64(ramp * 1000)
@@ -197,7 +208,7 @@ func runStep(streams: Int, options: StepOptions, senderLoop: any EventLoop, cert
     await sleep(seconds: options.drain)
     let counts = try await link.request("counts")
     let (sentPerStream, sendErrors) = try await senderLoop.submit { (farm.peers.map(\.sent), farm.sendErrors) }.get()
-    if sendErrors > 0 { log("    senders: sendto(2) refused \(sendErrors) datagrams (counted as sent)") }
+    if sendErrors > 0 { log("    senders: the kernel refused \(sendErrors) datagrams (counted as sent)") }
     let bye = try await link.request("quit", reply: "bye", timeout: .seconds(120))
     await farm.close()
     link.process.waitUntilExit()
