@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -86,3 +88,50 @@ int peerd_inject_send(int fd, const peerd_inject_datagram *datagrams, int count)
     int sent = sendmmsg(fd, messages, (unsigned)count, 0);
     return sent < 0 ? -errno : sent;
 }
+
+// Settings to put back on a fatal signal (see the header). Written before the handlers are
+// installed and read only by them; `restore_count` is the publication point.
+static struct { char path[128]; char value[16]; } restores[4];
+static volatile sig_atomic_t restore_count = 0;
+static int handlers_installed = 0;
+
+static void restore_and_reraise(int signal_number) {
+    int count = restore_count;
+    restore_count = 0;
+    for (int index = count - 1; index >= 0; index--) {
+        int fd = open(restores[index].path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t ignored = write(fd, restores[index].value, strlen(restores[index].value));
+        (void)ignored;
+        close(fd);
+    }
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(signal_number, &action, NULL);
+    raise(signal_number);
+}
+
+int peerd_inject_restore_on_signal(const char *path, const char *value) {
+    int count = restore_count;
+    if (count >= 4 || strlen(path) >= sizeof restores[0].path || strlen(value) >= sizeof restores[0].value) return -1;
+    strcpy(restores[count].path, path);
+    strcpy(restores[count].value, value);
+    restore_count = count + 1;
+    if (!handlers_installed) {
+        handlers_installed = 1;
+        const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+        for (unsigned index = 0; index < sizeof signals / sizeof signals[0]; index++) {
+            struct sigaction action;
+            memset(&action, 0, sizeof action);
+            action.sa_handler = restore_and_reraise;
+            sigemptyset(&action.sa_mask);
+            for (unsigned other = 0; other < sizeof signals / sizeof signals[0]; other++) sigaddset(&action.sa_mask, signals[other]);
+            sigaction(signals[index], &action, NULL);
+        }
+    }
+    return 0;
+}
+
+void peerd_inject_forget_restores(void) { restore_count = 0; }

@@ -559,6 +559,8 @@ final class PacketInjector {
                 throw .setting(path)
             }
             changed.append((path, value))
+            // A run ended by ^C or `kill` puts the setting back too (SIGKILL cannot be caught).
+            _ = peerd_inject_restore_on_signal(path, "\(value)\n")
         }
     }
 
@@ -572,6 +574,7 @@ final class PacketInjector {
         closed = true
         _ = Glibc.close(descriptor)
         for (path, value) in changed.reversed() { try? "\(value)\n".write(toFile: path, atomically: false, encoding: .utf8) }
+        if !changed.isEmpty { peerd_inject_forget_restores() }
         changed = []
     }
 

@@ -28,4 +28,14 @@ int peerd_inject_open(void);
 /// took none.
 int peerd_inject_send(int fd, const peerd_inject_datagram *datagrams, int count);
 
+/// Settings to put back if the process is ended by SIGINT, SIGTERM or SIGHUP before it restores
+/// them itself: each `path` (a /proc/sys file, at most 127 bytes) gets `value` (a short string, at
+/// most 15 bytes) written back from the signal handler, which then ends the process as the signal
+/// would have. At most 4 settings; returns 0, or -1 when there is no room or a string is too long.
+/// (Only async-signal-safe calls run in the handler: open, write, close, sigaction, raise.)
+int peerd_inject_restore_on_signal(const char *path, const char *value);
+
+/// Forgets the settings above (call once they are restored); the handlers stay and only re-raise.
+void peerd_inject_forget_restores(void);
+
 #endif
