@@ -97,8 +97,10 @@ struct DemoCommand: AsyncParsableCommand {
             print("demo: running; press Ctrl-C to stop")
             await waitForStop(seconds: nil)
         }
+        // A graceful shutdown, bounded by the server's shutdown timeout, as `peerd serve` ends: cancelling
+        // the server's task as well made Hummingbird log two errors after every demo.
         await server.shutdown()
-        serverTask.cancel()
+        _ = await serverTask.result
     }
 
     func pad(_ text: String, _ width: Int) -> String {

@@ -6,7 +6,8 @@ Runs `peerd demo --port 0 --seconds 8 --record DIR` and checks what it prints an
   least 4 s and the browser heard peerd at ~440 Hz;
 - the recording named in that row exists and is an Ogg stream;
 - events.jsonl has the participant's join, connected, first-audio and leave, in that order;
-- stats.json has the participant's closed connection with packets received and its SRTP profile.
+- stats.json has the participant's closed connection with packets received and its SRTP profile;
+- nothing is logged at error level or above (the demo logs warnings and above).
 
 Usage: Tests/Interop/check_demo.py [--peerd PATH] [--keep]
 Without Chromium (/usr/bin/chromium) it prints why and exits 0: the demo then has no participant.
@@ -63,6 +64,12 @@ def main():
         output = run.stdout
         if run.returncode != 0:
             fail(f"peerd demo exited with {run.returncode}", output + run.stderr[-2000:])
+        # A demo that worked logs no errors (it logs at warning level and above): the server's
+        # shutdown once logged two after every run.
+        # (swift-log's StreamLogHandler: "<timestamp> <level> <label>: <message>".)
+        errors = [line for line in run.stderr.splitlines() if re.match(r"\S+ (error|critical) ", line)]
+        if errors:
+            fail("peerd demo logged errors", "\n".join(errors[:10]))
         rows = table_rows(output)
         if rows is None:
             fail("no table in the demo's output", output)
