@@ -60,7 +60,7 @@ import Testing
     static func checkBothDirections(case name: String, pages: [BrowserPage], reports: [String: PageStatus],
                                     summaries: [PeerSummary], mesh: Bool = false) {
         let recorded = recordings(summaries)
-        HeardTable.print(case: name, pages: pages, reports: reports, recordings: recorded)
+        HeardTable.print(case: name, pages: pages, reports: reports, recordings: recorded, pagesChecked: mesh)
         for page in pages {
             guard let report = reports[page.name] else {
                 Issue.record("\(page.label) never reported to the room server")
