@@ -98,7 +98,7 @@ struct DemoCommand: AsyncParsableCommand {
             await waitForStop(seconds: nil)
         }
         // A graceful shutdown, bounded by the server's shutdown timeout, as `peerd serve` ends: cancelling
-        // the server's task as well made Hummingbird log two errors after every demo.
+        // the server's task as well made Hummingbird log two errors after about half the demos.
         await server.shutdown()
         _ = await serverTask.result
     }
