@@ -543,7 +543,7 @@ public final class PeerConnectionCore {
             }
         }
         drainRelays(now: now)
-        if let deadline = agent?.nextTimeout, deadline <= now {
+        if let deadline = agent?.nextTimeoutInPlace(), deadline <= now {
             agent?.handleTimeout(now: now)
         }
         drainAgent(now: now)
@@ -554,7 +554,7 @@ public final class PeerConnectionCore {
     }
 
     public var nextTimeout: MonotonicTime? {
-        var earliest = agent?.nextTimeout
+        var earliest = agent?.nextTimeoutInPlace()  // in place: `agent?.nextTimeout` copies the agent
         func consider(_ time: MonotonicTime?) {
             guard let time else { return }
             if let current = earliest, current <= time { return }

@@ -181,6 +181,12 @@ public struct ICEAgent: Sendable {
         selected?.pair.remoteAddress == address || remotes.contains { $0.address == address }
     }
 
+    /// `nextTimeout`, for an owner that keeps the agent in a class's stored property: called as a
+    /// mutating method (through `inout`), it reads the agent in place. Reading the getter on such a
+    /// property copies the whole agent first (about 1 KiB, with a retain and a release of each of
+    /// its arrays and strings), and an owner asks at every timer and after every non-media datagram.
+    public mutating func nextTimeoutInPlace() -> MonotonicTime? { nextTimeout }
+
     /// When `handleTimeout` should next be called; nil when nothing is pending.
     public var nextTimeout: MonotonicTime? {
         guard !closed else { return nil }
