@@ -326,15 +326,12 @@ public final class OggOpusWriter {
 
     private let output: any OggOutput
     @exclusivity(unchecked) private var packer: OggPagePacker
-    /// The held packet: a copy in storage the writer owns and reuses, not the caller's buffer. A
-    /// recorder's packet is a slice of its datagram, and holding that would keep every stream's
-    /// previous datagram alive until the next one, to be read and freed cold 20 ms later. Raw
-    /// memory rather than an array: handing an array's bytes to the packer retained and released
-    /// it, and refilling it checked its uniqueness, for every packet. `heldCapacity` bytes from
-    /// `heldStorage`, of which the first `heldCount` are the packet; grown as packets need, freed in `deinit`.
-    private var heldStorage: UnsafeMutableRawPointer
-    private var heldCapacity: Int
-    private var heldCount = 0
+    /// The held packet's granule position; its bytes wait in the packer (`OggPagePacker.hold`), copied
+    /// there from the caller's buffer: a recorder's packet is a slice of its datagram, and holding
+    /// that would keep every stream's previous datagram alive until the next one, to be read and
+    /// freed cold 20 ms later. Copied straight into the page's buffer, it is copied once (storage of
+    /// the writer's own, copied into the page on the next packet, cost a second copy and two more
+    /// cold cache lines a packet).
     private var heldGranule: Int64?
     /// Granule position of the newest packet handed to the packer.
     private var submittedGranule: Int64 = 0
@@ -347,25 +344,15 @@ public final class OggOpusWriter {
         self.head = head
         self.flushInterval = max(1, flushInterval)
         self.packer = OggPagePacker(serialNumber: serialNumber)
-        heldCapacity = Self.initialHeldCapacity
-        heldStorage = .allocate(byteCount: heldCapacity, alignment: 16)
         packer.append(packet: head.serialized(), granulePosition: 0)
         try emit(packer.flush())
         packer.append(packet: tags.serialized(), granulePosition: 0)
         try emit(packer.flush())
     }
 
-    /// Room for a usual voice packet (Opus at up to 64 kbit/s in 20 ms) before the first growth.
-    static let initialHeldCapacity = 192
-
-    deinit {
-        heldStorage.deallocate()
-    }
-
-    /// Adds what writing the next packet touches: this writer, the held packet's buffer, the packer's buffers.
+    /// Adds what writing the next packet touches: this writer and the packer's buffers.
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 192)
-        hints.add(address: heldStorage, bytes: min(heldCapacity, 128))
         packer.addPrefetchHints(&hints)
     }
 
@@ -399,10 +386,17 @@ public final class OggOpusWriter {
             throw .granuleDecreased(previous: self.granulePosition, new: granulePosition)
         }
         if let heldGranule { try submit(granule: heldGranule) }
-        packet.withUnsafeBytes { hold($0) }
+        // A page that is due goes out before the new packet joins the packer's body buffer, so the
+        // buffer peaks at one page's packets: with the held packet too, a second of 80-byte packets
+        // crossed an allocation size class (RSS 7 KiB more per stream, peerd-load).
+        var flushError: OggOpusError?
+        if submittedGranule - lastFlushGranule >= Int64(flushInterval) {
+            do { try flush() } catch { flushError = error }
+        }
+        packet.withUnsafeBytes { packer.hold(bytes: $0) }
         heldGranule = granulePosition
         self.granulePosition = granulePosition
-        if submittedGranule - lastFlushGranule >= Int64(flushInterval) { try flush() }
+        if let flushError { throw flushError }
     }
 
     /// Writes every packet but the held newest one as pages now.
@@ -433,25 +427,13 @@ public final class OggOpusWriter {
         }
         if let heldGranule { try submit(granule: finalGranule ?? heldGranule) }
         heldGranule = nil
-        heldCount = 0
         isFinished = true
         try emit(packer.flush(endOfStream: true))
     }
 
-    /// Copies `packet` into the held packet's storage (growing it when it is too small).
-    private func hold(_ packet: UnsafeRawBufferPointer) {
-        if packet.count > heldCapacity {
-            heldStorage.deallocate()
-            heldCapacity = max(packet.count, heldCapacity * 2)
-            heldStorage = .allocate(byteCount: heldCapacity, alignment: 16)
-        }
-        if let source = packet.baseAddress { heldStorage.copyMemory(from: source, byteCount: packet.count) }
-        heldCount = packet.count
-    }
-
     /// Hands the held packet to the packer.
     private func submit(granule: Int64) throws(OggOpusError) {
-        packer.append(bytes: UnsafeRawBufferPointer(start: heldStorage, count: heldCount), granulePosition: granule)
+        packer.commitHeld(granulePosition: granule)
         submittedGranule = granule
         let full = packer.takeFullPages()
         if !full.isEmpty {

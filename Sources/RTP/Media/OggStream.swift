@@ -31,6 +31,10 @@ public struct OggPacket: Sendable, Equatable {
 /// Packets of any length are laced into 255-byte segments; a page closes by itself when its
 /// lacing table is full (255 segments, so a packet may span pages), or when `flush` is called.
 /// The first page gets the BOS flag; `flush(endOfStream: true)` sets EOS on the last page.
+///
+/// One packet may be held (`hold`): its bytes wait at the end of the body buffer, on no page, until
+/// `commitHeld` laces them with their granule position (a writer that keeps its newest packet back
+/// copies it once, into the page's buffer, instead of into storage of its own and from there later).
 public struct OggPagePacker: Sendable {
     public let serialNumber: UInt32
     /// Sequence number the next page will get.
@@ -41,7 +45,11 @@ public struct OggPagePacker: Sendable {
     public private(set) var isFinished = false
 
     private var table: [UInt8] = []
+    /// The laced bytes (`lacedBytes`, the sum of `table`), then the held packet's, if one is held.
     private var body: [UInt8] = []
+    private var lacedBytes = 0
+    /// Whether the bytes after `lacedBytes` are a held packet (see `hold`).
+    public private(set) var isHolding = false
     private var pageGranule: Int64 = -1
     private var lastGranule: Int64 = 0
     private var startsContinued = false
@@ -72,14 +80,46 @@ public struct OggPagePacker: Sendable {
     }
 
     /// Adds a packet given as raw bytes (copied) whose end has granule position `granulePosition`.
+    /// Not while a packet is held (commit it first: packets stay in order).
     public mutating func append(bytes packet: UnsafeRawBufferPointer, granulePosition: Int64) {
-        var offset = 0
+        precondition(!isHolding, "commit the held packet before appending another")
+        // One memcpy: the generic `+=` of a slice goes element by element.
+        body.append(contentsOf: packet)
+        lace(count: packet.count, granulePosition: granulePosition)
+    }
+
+    /// Holds a packet (copied): its bytes go to the body buffer, but on no page until `commitHeld`
+    /// laces them. At most one packet is held at a time.
+    public mutating func hold(bytes packet: UnsafeRawBufferPointer) {
+        precondition(!isHolding, "one packet is held at a time")
+        body.append(contentsOf: packet)
+        isHolding = true
+    }
+
+    /// Laces the held packet, whose end has granule position `granulePosition`, as `append` would
+    /// have. Does nothing when no packet is held.
+    public mutating func commitHeld(granulePosition: Int64) {
+        guard isHolding else { return }
+        isHolding = false
+        lace(count: body.count - lacedBytes, granulePosition: granulePosition)
+    }
+
+    /// Drops the held packet (nothing of it is written). Does nothing when no packet is held.
+    public mutating func discardHeld() {
+        guard isHolding else { return }
+        isHolding = false
+        body.removeLast(body.count - lacedBytes)
+    }
+
+    /// Laces the `count` bytes that follow the laced ones in `body`: one packet, whose end has
+    /// granule position `granulePosition`. Pages close as their tables fill.
+    private mutating func lace(count: Int, granulePosition: Int64) {
+        var remaining = count
         while true {
-            let length = min(255, packet.count - offset)
+            let length = min(255, remaining)
             table.append(UInt8(length))
-            // One memcpy: the generic `+=` of a slice goes element by element.
-            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: packet[offset..<(offset + length)]))
-            offset += length
+            lacedBytes += length
+            remaining -= length
             let last = length < 255
             if last {
                 pageGranule = granulePosition
@@ -125,7 +165,9 @@ public struct OggPagePacker: Sendable {
         var header: [UInt8] = []
         header.reserveCapacity(OggPage.headerLength + table.count)
         let flags = nextPageFlags(endOfStream: false)
+        let laced = lacedBytes
         let written: Result<Void, Failure> = body.withUnsafeBytes { body in
+            let body = UnsafeRawBufferPointer(rebasing: body[..<laced])
             OggPage.writeHeader(into: &header, headerType: flags, granulePosition: pageGranule, serialNumber: serialNumber,
                                 sequenceNumber: nextSequenceNumber, segmentTable: table, body: body)
             return header.withUnsafeBytes { header in
@@ -136,7 +178,9 @@ public struct OggPagePacker: Sendable {
         // The page is gone either way (as a flushed page whose write failed): the stream goes on.
         advance(endOfStream: false, nextContinued: false)
         table.removeAll(keepingCapacity: true)
-        body.removeAll(keepingCapacity: true)
+        // A held packet moves to the front (in place: the buffer keeps its capacity and address).
+        body.removeSubrange(0..<laced)
+        lacedBytes = 0
         try written.get()
     }
 
@@ -157,12 +201,19 @@ public struct OggPagePacker: Sendable {
     }
 
     private mutating func closePage(endOfStream: Bool, nextContinued: Bool) {
+        // A held packet's bytes (after the laced ones) stay for the next page.
+        var rest: [UInt8] = []
+        if body.count > lacedBytes {
+            rest = Array(body[lacedBytes...])
+            body.removeLast(body.count - lacedBytes)
+        }
         ready.append(OggPage(headerType: nextPageFlags(endOfStream: endOfStream), granulePosition: pageGranule,
                              serialNumber: serialNumber, sequenceNumber: nextSequenceNumber, segmentTable: table, body: body))
         advance(endOfStream: endOfStream, nextContinued: nextContinued)
         // The page holds the buffers now: the next page starts new ones.
         table = []
-        body = []
+        body = rest
+        lacedBytes = 0
     }
 }
 

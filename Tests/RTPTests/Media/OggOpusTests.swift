@@ -190,7 +190,7 @@ struct OggOpusTests {
         #expect(result.niceValues == [max(FileCreationThread.niceValue, callerNice)])
     }
 
-    @Test("the writer's held packet grows for large packets and shrinks back for small ones; every packet reads back")
+    @Test("packets of any size, each held back until the next one, read back as written")
     func heldPacketSizes() throws {
         let sizes = [10, 191, 192, 193, 1275, 5000, 3, 70_000, 255, 256, 0, 1]
         let packets = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ index) } }

@@ -200,6 +200,53 @@ struct OggTests {
         #expect(!page.headerType.contains(.beginOfStream))
     }
 
+    @Test("a held packet, committed with the next one, gives the bytes append gives: across full pages, written pages and EOS; a discarded one leaves nothing")
+    func heldPacketIsAppendLater() throws {
+        let sizes = Self.packetSizes + [80, 80, 1, 254, 255, 256, 80]
+        let packets = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) } }
+        // One packer appends each packet when the next arrives (as a writer that holds its newest did
+        // before); the other holds each at once and commits it when the next arrives. Pending pages are
+        // written in between, while a packet is held.
+        var appending = OggPagePacker(serialNumber: 4)
+        var holding = OggPagePacker(serialNumber: 4)
+        var expected: [UInt8] = []
+        var written: [UInt8] = []
+        for (index, packet) in packets.enumerated() {
+            if index > 0 {
+                appending.append(packet: packets[index - 1], granulePosition: Int64(index * 960))
+                holding.commitHeld(granulePosition: Int64(index * 960))
+            }
+            packet.withUnsafeBytes { holding.hold(bytes: $0) }
+            #expect(holding.isHolding)
+            for page in appending.takeFullPages() { expected += try page.serialized() }
+            for page in holding.takeFullPages() { written += try page.serialized() }
+            guard index % 4 == 3 else { continue }
+            appending.writePendingPage { header, body in expected += header; expected += body }
+            holding.writePendingPage { header, body in written += header; written += body }
+            #expect(written == expected, "after packet \(index)")
+        }
+        appending.append(packet: packets[packets.count - 1], granulePosition: Int64(packets.count * 960))
+        holding.commitHeld(granulePosition: Int64(packets.count * 960))
+        #expect(!holding.isHolding)
+        for page in appending.flush(endOfStream: true) { expected += try page.serialized() }
+        for page in holding.flush(endOfStream: true) { written += try page.serialized() }
+        #expect(written == expected)
+        var reader = OggPageReader()
+        reader.append(written)
+        var read: [[UInt8]] = []
+        while let packet = try reader.nextPacket() { read.append(packet.bytes) }
+        #expect(read == packets)
+
+        // A discarded held packet is on no page; committing with nothing held does nothing.
+        var discarding = OggPagePacker(serialNumber: 6)
+        discarding.append(packet: [1, 2, 3], granulePosition: 960)
+        [UInt8](repeating: 9, count: 300).withUnsafeBytes { discarding.hold(bytes: $0) }
+        discarding.discardHeld()
+        discarding.commitHeld(granulePosition: 5000)
+        let pages = discarding.flush()
+        #expect(pages.count == 1 && pages[0].body == [1, 2, 3] && pages[0].granulePosition == 960)
+    }
+
     @Test("reader resynchronizes after garbage and drops packets whose start was lost")
     func resync() throws {
         var packer = OggPagePacker(serialNumber: 1)
