@@ -94,6 +94,9 @@ int peerd_inject_send(int fd, const peerd_inject_datagram *datagrams, int count)
 static struct { char path[128]; char value[16]; } restores[4];
 static volatile sig_atomic_t restore_count = 0;
 static int handlers_installed = 0;
+// A file the handler removes once the settings are back (the ledger a later run would restore from).
+static char ledger_path[128];
+static volatile sig_atomic_t ledger_set = 0;
 
 static void restore_and_reraise(int signal_number) {
     int count = restore_count;
@@ -105,6 +108,7 @@ static void restore_and_reraise(int signal_number) {
         (void)ignored;
         close(fd);
     }
+    if (count > 0 && ledger_set) unlink(ledger_path);
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = SIG_DFL;
@@ -135,3 +139,11 @@ int peerd_inject_restore_on_signal(const char *path, const char *value) {
 }
 
 void peerd_inject_forget_restores(void) { restore_count = 0; }
+
+int peerd_inject_remove_on_signal(const char *path) {
+    if (strlen(path) >= sizeof ledger_path) return -1;
+    ledger_set = 0;
+    strcpy(ledger_path, path);
+    ledger_set = 1;
+    return 0;
+}

@@ -522,8 +522,11 @@ final class SenderFarm: @unchecked Sendable {
 /// kernel routes it on arrival and, by default, drops it: 127/8 is routed only with
 /// `route_localnet`, and a local source is accepted only with `accept_local` (drop reasons
 /// IP_LOCALNET, IP_LOCAL_SOURCE). The injector sets both on `lo` while it is open and puts back
-/// what was there when it closes. Both concern only packets arriving on `lo` without a route,
-/// i.e. written by a raw socket like this one: ordinary loopback traffic is unaffected.
+/// what was there when it closes, or when the run ends by a signal it can catch. A run killed by
+/// SIGKILL cannot: the values to put back are also in a ledger file (`ledgerPath`, with the PID of
+/// the run that wrote it), and the next injector whose ledger names a dead process puts them back
+/// first. Both concern only packets arriving on `lo` without a route, i.e. written by a raw socket
+/// like this one: ordinary loopback traffic is unaffected.
 final class PacketInjector {
     enum OpenError: Error, CustomStringConvertible {
         case socket(errno: Int32)
@@ -542,12 +545,18 @@ final class PacketInjector {
     /// The settings this injector changed, with the values to put back.
     private var changed: [(path: String, value: String)] = []
 
+    /// Where an open injector keeps the settings it changed: a line with its PID, then one line per
+    /// setting, `path value`. Removed when it puts them back.
+    static let ledgerPath = "/run/peerd-load-lo-settings"
+
     init() throws(OpenError) {
         let descriptor = peerd_inject_open()
         guard descriptor >= 0 else { throw .socket(errno: -descriptor) }
         self.descriptor = descriptor
         batch = []
         batch.reserveCapacity(Int(PEERD_INJECT_BATCH))
+        Self.restoreAfterKilledRun()
+        _ = peerd_inject_remove_on_signal(Self.ledgerPath)
         for path in Self.settings {
             guard let value = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else {
                 close()
@@ -559,9 +568,36 @@ final class PacketInjector {
                 throw .setting(path)
             }
             changed.append((path, value))
-            // A run ended by ^C or `kill` puts the setting back too (SIGKILL cannot be caught).
+            // A run ended by ^C or `kill` puts the setting back too (SIGKILL cannot be caught: the ledger).
             _ = peerd_inject_restore_on_signal(path, "\(value)\n")
+            Self.writeLedger(changed)
         }
+    }
+
+    /// Records what to put back, for the next run if this one is killed before it can.
+    private static func writeLedger(_ changed: [(path: String, value: String)]) {
+        let text = "\(getpid())\n" + changed.map { "\($0.path) \($0.value)\n" }.joined()
+        try? text.write(toFile: ledgerPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Puts back the settings of a ledger whose run is gone (killed by SIGKILL): a ledger of a live
+    /// run (another peerd-load sending now) is left to that run.
+    static func restoreAfterKilledRun() {
+        guard let text = try? String(contentsOfFile: ledgerPath, encoding: .utf8) else { return }
+        let lines = text.split(separator: "\n")
+        guard let first = lines.first, let pid = pid_t(first) else {
+            unlink(ledgerPath)  // not a ledger this tool wrote: nothing to trust in it
+            return
+        }
+        if pid != getpid(), kill(pid, 0) == 0 || errno == EPERM { return }
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: " ")
+            // Only the settings this tool changes, and only to a plain value.
+            guard fields.count == 2, settings.contains(String(fields[0])), fields[1].allSatisfy(\.isNumber) else { continue }
+            try? "\(fields[1])\n".write(toFile: String(fields[0]), atomically: false, encoding: .utf8)
+        }
+        unlink(ledgerPath)
+        FileHandle.standardError.write(Data("peerd-load: lo settings put back from \(ledgerPath) (run \(pid) was killed before it could)\n".utf8))
     }
 
     deinit { close() }
@@ -574,7 +610,10 @@ final class PacketInjector {
         closed = true
         _ = Glibc.close(descriptor)
         for (path, value) in changed.reversed() { try? "\(value)\n".write(toFile: path, atomically: false, encoding: .utf8) }
-        if !changed.isEmpty { peerd_inject_forget_restores() }
+        if !changed.isEmpty {
+            peerd_inject_forget_restores()
+            unlink(Self.ledgerPath)
+        }
         changed = []
     }
 

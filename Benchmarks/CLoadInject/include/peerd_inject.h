@@ -38,4 +38,8 @@ int peerd_inject_restore_on_signal(const char *path, const char *value);
 /// Forgets the settings above (call once they are restored); the handlers stay and only re-raise.
 void peerd_inject_forget_restores(void);
 
+/// A file the signal handler above removes after it put the settings back (the ledger of what to
+/// put back, which a later run reads when this one could not restore). -1 if the path is too long.
+int peerd_inject_remove_on_signal(const char *path);
+
 #endif
