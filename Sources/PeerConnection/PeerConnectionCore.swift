@@ -472,7 +472,7 @@ public final class PeerConnectionCore {
             _ = agent?.handleDatagram(datagram, from: source, to: local, now: now)
             drainAgent(now: now)
         case .dtls:
-            guard let dtls, agent?.isKnownRemote(source) == true else {
+            guard let dtls, agent?.isKnownRemoteInPlace(source) == true else {
                 counters.droppedUnknownSource += 1
                 return nil
             }
@@ -504,7 +504,8 @@ public final class PeerConnectionCore {
     private func receiveMedia(_ packet: inout [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
         guard let srtp else { counters.droppedBeforeKeys += 1; return nil }
         if source != acceptedMediaSource {
-            guard agent?.isKnownRemote(source) == true || earlierMediaRemotes.contains(source) else {
+            // In place: `agent?.isKnownRemote` copies the whole agent (a retain of each array and string).
+            guard agent?.isKnownRemoteInPlace(source) == true || earlierMediaRemotes.contains(source) else {
                 counters.droppedUnknownSource += 1
                 return nil
             }
@@ -718,7 +719,7 @@ public final class PeerConnectionCore {
         while let event = agent?.pollEvent() {
             // Which sources the agent accepts changes only with an event (a pair selected, consent
             // lost, failure): a consent check answered keeps the accepted source, so the next media
-            // packet skips the agent's lookup (which copies the agent: a retain per array and string).
+            // packet skips the agent's lookup (the agent's cold lines: its selected pair and remote candidates).
             acceptedMediaSource = nil
             switch event {
             case .localCandidate(let candidate):

@@ -175,6 +175,10 @@ public struct ICEAgent: Sendable {
         pairs.filter { $0.state == .succeeded }.map { remotes[$0.remote].address }
     }
 
+    /// `isKnownRemote`, read in place by an owner that keeps the agent in a class's stored property
+    /// (see `nextTimeoutInPlace`): the call on such a property copies the whole agent first.
+    public mutating func isKnownRemoteInPlace(_ address: TransportAddress) -> Bool { isKnownRemote(address) }
+
     /// Whether datagrams from `address` may be accepted (it is a remote candidate or the selected remote);
     /// a non-STUN datagram from anywhere else must be dropped by the caller.
     public func isKnownRemote(_ address: TransportAddress) -> Bool {
