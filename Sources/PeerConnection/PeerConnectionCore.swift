@@ -130,7 +130,14 @@ public final class PeerConnectionCore {
     private var isClosed = false
     /// The latest time any input carried (for calls without `now`, such as `sendRTP`).
     private var lastNow = MonotonicTime.zero
-    private var srtp: SRTPSession?
+    private var srtp: SRTPSession? {
+        didSet { srtpUnretained = srtp.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `srtp`, unretained, for the receive path: binding `srtp` retained and released the session
+    /// for every packet, locked instructions that wait for every store before them to reach the
+    /// cache. `srtp` holds the session; it changes only in this class's own steps (keys from DTLS,
+    /// close), never while a packet is being unprotected.
+    private var srtpUnretained: Unmanaged<SRTPSession>?
     /// The last source whose media was accepted: asking the agent again for every packet from the
     /// same source would copy the agent out of `agent` (its arrays and strings retained and
     /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
@@ -502,7 +509,7 @@ public final class PeerConnectionCore {
     }
 
     private func receiveMedia(_ packet: inout [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
-        guard let srtp else { counters.droppedBeforeKeys += 1; return nil }
+        guard let srtp = srtpUnretained else { counters.droppedBeforeKeys += 1; return nil }
         if source != acceptedMediaSource {
             // In place: `agent?.isKnownRemote` copies the whole agent (a retain of each array and string).
             guard agent?.isKnownRemoteInPlace(source) == true || earlierMediaRemotes.contains(source) else {
@@ -512,7 +519,7 @@ public final class PeerConnectionCore {
             acceptedMediaSource = source
         }
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
-            do { try srtp.unprotectRTCP(&packet) } catch { counters.srtpFailures += 1; return nil }
+            do { try srtp._withUnsafeGuaranteedRef { try $0.unprotectRTCP(&packet) } } catch { counters.srtpFailures += 1; return nil }
             do {
                 let compound = try RTCPCompoundPacket(parsing: packet)
                 counters.rtcpReceived += 1
@@ -521,7 +528,7 @@ public final class PeerConnectionCore {
                 counters.malformedRTCP += 1
             }
         } else {
-            do { try srtp.unprotectRTP(&packet) } catch { counters.srtpFailures += 1; return nil }
+            do { try srtp._withUnsafeGuaranteedRef { try $0.unprotectRTP(&packet) } } catch { counters.srtpFailures += 1; return nil }
             do {
                 let rtp = try RTPPacket(parsing: packet)
                 counters.rtpReceived += 1
