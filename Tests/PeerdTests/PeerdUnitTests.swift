@@ -24,6 +24,7 @@ import ICE
 import Logging
 import NIOPosix
 import Signaling
+import Wire
 
 /// Bad input reaching the bot through the room: signals from strangers and from those who left, a
 /// flood of offers, broken SDP, hostile ids, an unwritable record directory. The bot is not
@@ -111,6 +112,21 @@ import Signaling
                 "every later departure is kept")
         #expect(await bot.statistics().isEmpty, "no connection left")
         await bot.stop()
+    }
+
+    /// getStats' lastPacketReceivedTimestamp: the last packet's arrival on the wallclock, from the
+    /// monotonic arrival time the receive path keeps (no wallclock read per packet).
+    @Test func lastPacketTimestampIsTheArrivalOnTheWallclock() {
+        let peer = RemotePeer(id: "p", offerDeadline: .now())
+        let arrival = MonotonicTime(nanoseconds: 50_000_000_000)
+        let wallclock = Date(timeIntervalSince1970: 1_800_000_000.25)
+        #expect(peer.statistics(wallclock: wallclock, now: arrival).inboundRtp == nil, "no packet yet")
+        peer.packetsReceived = 1
+        peer.lastPacketAt = arrival
+        let later = peer.statistics(wallclock: wallclock, now: arrival + .milliseconds(1_500))
+        #expect(later.inboundRtp?.lastPacketReceivedTimestamp == 1_799_999_998_750)
+        let atOnce = peer.statistics(wallclock: wallclock, now: arrival)
+        #expect(atOnce.inboundRtp?.lastPacketReceivedTimestamp == 1_800_000_000_250)
     }
 
     @Test func hostileIdsRecordInsideTheDirectoryOnly() throws {

@@ -154,7 +154,8 @@ func linearAudioLevel(dBov: UInt8) -> Double {
 }
 
 extension RemotePeer {
-    func statistics(wallclock: Date = Date()) -> ConnectionStats {
+    /// The connection's statistics at `wallclock`, which is the monotonic time `now`.
+    func statistics(wallclock: Date = Date(), now: MonotonicTime = .now()) -> ConnectionStats {
         let core = self.core
         var pair: ConnectionStats.CandidatePairStats?
         let rtt = sendStream?.feedback?.roundTripTime
@@ -174,7 +175,9 @@ extension RemotePeer {
                             jitter: receiveStream.jitterMilliseconds / 1000,
                             audioLevel: linearAudioLevel(dBov: lastLevel), audioLevelDBov: Int(lastLevel), speaking: speaking,
                             concealedFrames: recorder.map(\.concealedFrames), silentFrames: recorder.map(\.silenceFrames),
-                            playoutDelay: nil, lastPacketReceivedTimestamp: lastPacketWallclock)
+                            playoutDelay: nil, lastPacketReceivedTimestamp: lastPacketAt.map { at in
+                                ((wallclock.timeIntervalSince1970 - (now - at).seconds) * 1000).rounded()
+                            })
         }
         var outbound: ConnectionStats.OutboundRTPStats?
         var remoteInbound: ConnectionStats.RemoteInboundRTPStats?

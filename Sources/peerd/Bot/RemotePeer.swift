@@ -47,8 +47,9 @@ final class RemotePeer {
     var lastLevel: UInt8 = 127
     var recordingError: String?
     var recorderOpened = false
-    /// Wallclock (ms since 1970) of the last RTP packet, for getStats' lastPacketReceivedTimestamp.
-    var lastPacketWallclock: Double?
+    /// When the last RTP packet arrived (the monotonic time the receive path already has), for getStats'
+    /// lastPacketReceivedTimestamp: converted to the wallclock when statistics are read, not per packet.
+    var lastPacketAt: MonotonicTime?
     /// `<uuid>.local` candidates resolved, and dropped because nobody answered for them.
     var mdnsResolved = 0
     var mdnsDropped = 0

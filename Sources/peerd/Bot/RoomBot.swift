@@ -708,7 +708,7 @@ final class RoomBot: @unchecked Sendable {
         _ = peer.receiveStream.receive(packet, arrival: now)
         peer.packetsReceived += 1
         peer.payloadBytesReceived += packet.payload.count
-        peer.lastPacketWallclock = (Date().timeIntervalSince1970 * 1000).rounded()
+        peer.lastPacketAt = now
         if peer.firstAudioAt == nil {
             peer.firstAudioAt = now
             events.append("first-audio", participant: peer.id)
