@@ -104,13 +104,6 @@ public struct OggPagePacker: Sendable {
         lace(count: body.count - lacedBytes, granulePosition: granulePosition)
     }
 
-    /// Drops the held packet (nothing of it is written). Does nothing when no packet is held.
-    public mutating func discardHeld() {
-        guard isHolding else { return }
-        isHolding = false
-        body.removeLast(body.count - lacedBytes)
-    }
-
     /// Laces the `count` bytes that follow the laced ones in `body`: one packet, whose end has
     /// granule position `granulePosition`. Pages close as their tables fill.
     private mutating func lace(count: Int, granulePosition: Int64) {

@@ -200,7 +200,7 @@ struct OggTests {
         #expect(!page.headerType.contains(.beginOfStream))
     }
 
-    @Test("a held packet, committed with the next one, gives the bytes append gives: across full pages, written pages and EOS; a discarded one leaves nothing")
+    @Test("a held packet, committed with the next one, gives the bytes append gives: across full pages, written pages and EOS; a flush leaves a held packet for the next page")
     func heldPacketIsAppendLater() throws {
         let sizes = Self.packetSizes + [80, 80, 1, 254, 255, 256, 80]
         let packets = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index) } }
@@ -237,14 +237,17 @@ struct OggTests {
         while let packet = try reader.nextPacket() { read.append(packet.bytes) }
         #expect(read == packets)
 
-        // A discarded held packet is on no page; committing with nothing held does nothing.
-        var discarding = OggPagePacker(serialNumber: 6)
-        discarding.append(packet: [1, 2, 3], granulePosition: 960)
-        [UInt8](repeating: 9, count: 300).withUnsafeBytes { discarding.hold(bytes: $0) }
-        discarding.discardHeld()
-        discarding.commitHeld(granulePosition: 5000)
-        let pages = discarding.flush()
+        // A held packet is on no page a flush makes; it goes on the next once committed. Committing with
+        // nothing held does nothing.
+        var flushing = OggPagePacker(serialNumber: 6)
+        flushing.append(packet: [1, 2, 3], granulePosition: 960)
+        [UInt8](repeating: 9, count: 300).withUnsafeBytes { flushing.hold(bytes: $0) }
+        let pages = flushing.flush()
         #expect(pages.count == 1 && pages[0].body == [1, 2, 3] && pages[0].granulePosition == 960)
+        flushing.commitHeld(granulePosition: 5000)
+        flushing.commitHeld(granulePosition: 6000)
+        let next = flushing.flush()
+        #expect(next.count == 1 && next[0].body == [UInt8](repeating: 9, count: 300) && next[0].granulePosition == 5000)
     }
 
     @Test("reader resynchronizes after garbage and drops packets whose start was lost")
