@@ -182,20 +182,28 @@ import Wire
         #expect(firstFire >= quiet + leeway)
 
         // A datagram after the deadline: its read batch runs the timer, long before the leeway is up.
+        // The leeway is now far longer than any scheduling delay of this test (a 100 ms sleep has
+        // overrun past 400 ms on two loaded cores, so the port's own timer came first): only the read
+        // batch can run the timer between the datagram's send and the leeway.
+        let longLeeway = Duration.seconds(30)
+        try await loop.submit { port.timerLeeway = longLeeway }.get()
         let client = try await UDPSocketSet.bind(addresses: [Self.loopback], eventLoop: loop, onReceive: { _ in })
         let clientAddress = client.localAddresses[0]
         let busy = MonotonicTime.now() + .milliseconds(50)
         try await loop.submit { attachment.setTimer(at: busy) }.get()
         try await Task.sleep(for: .milliseconds(100))
+        #expect(fired.withLock { $0.count } == 1, "the timer ran with no datagram, before its leeway")
         let request = STUNMessage(type: .bindingRequest, transactionID: .random(), attributes: [.username("timerUfrag:client")])
-        try await loop.submit {
+        let sentAt = try await loop.submit {
             try client.send(request.encoded(), from: clientAddress, to: portAddress)
             client.flush()
+            return MonotonicTime.now()
         }.get()
         try await waitForFires(2)
         let secondFire = try #require(fired.withLock { $0.last })
         #expect(secondFire >= busy)
-        #expect(secondFire < busy + leeway, "the read batch did not run the due timer")
+        #expect(secondFire >= sentAt, "the timer ran before the datagram came")
+        #expect(secondFire < busy + longLeeway, "the read batch did not run the due timer")
 
         await attachment.detach()
         await client.close()
