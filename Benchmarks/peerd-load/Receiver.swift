@@ -106,7 +106,12 @@ final class ReceivedConnection {
     // call nothing back); the talk detector early, in the lines the prefetch hints cover, as there.
     @exclusivity(unchecked) var talk = TalkDetector()
     @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
-    var oggRecorder: OggOpusRecorder?
+    var oggRecorder: OggOpusRecorder? {
+        didSet { oggRecorderUnretained = oggRecorder.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `oggRecorder`, unretained, for the receive path (as the bot's `RemotePeer`): `oggRecorder`
+    /// holds it and is replaced only when the recorder opens and finishes, never during a packet.
+    private(set) var oggRecorderUnretained: Unmanaged<OggOpusRecorder>?
     var wavRecorder: WAVRecorder?
     var recorderOpened = false
     /// As the bot's `RemotePeer`: a connection it sends nothing to gets receiver reports.
@@ -316,9 +321,11 @@ final class LoadReceiver: @unchecked Sendable {
             openRecorder(connection, stereo: stereo)
         }
         do {
-            if let ogg = connection.oggRecorder {
-                let wallclock = ogg.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
-                try ogg.receive(packet, arrival: now, wallclock: wallclock)
+            if let ogg = connection.oggRecorderUnretained {
+                try ogg._withUnsafeGuaranteedRef { recorder in
+                    let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                    try recorder.receive(packet, arrival: now, wallclock: wallclock)
+                }
             }
             if let wav = connection.wavRecorder {
                 try wav.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,

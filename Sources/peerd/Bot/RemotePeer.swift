@@ -33,7 +33,13 @@ final class RemotePeer {
     // them through a mutating call, which otherwise costs a runtime check each. Both are value types
     // that call nothing back, and only the bot's loop touches a peer, so no two accesses overlap.
     @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
-    var oggRecorder: OggOpusRecorder?
+    var oggRecorder: OggOpusRecorder? {
+        didSet { oggRecorderUnretained = oggRecorder.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `oggRecorder`, unretained, for `record`: binding `oggRecorder` retained and released the
+    /// recorder for every packet (locked instructions). `oggRecorder` holds it; it is replaced only by
+    /// `openRecorder` and `finishRecording`, never while `record` runs (the recorder calls nothing back).
+    private var oggRecorderUnretained: Unmanaged<OggOpusRecorder>?
     var wavRecorder: WAVRecorder?
     /// Whether a packet was recorded, and whether one brought an audio level, since the last
     /// housekeeping tick: while packets flow, recording and talk detection already happen per packet
@@ -137,10 +143,12 @@ final class RemotePeer {
 
     func record(_ packet: RTPPacket, now: MonotonicTime) {
         do {
-            if let oggRecorder {
-                // The wallclock only dates the file's start: read the clock until it has.
-                let wallclock = oggRecorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
-                try oggRecorder.receive(packet, arrival: now, wallclock: wallclock)
+            if let oggRecorder = oggRecorderUnretained {
+                try oggRecorder._withUnsafeGuaranteedRef { recorder in
+                    // The wallclock only dates the file's start: read the clock until it has.
+                    let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                    try recorder.receive(packet, arrival: now, wallclock: wallclock)
+                }
             }
             if let wavRecorder {
                 try wavRecorder.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
