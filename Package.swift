@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "peerd",
             dependencies: [
-                "ICE", "DTLS", "RTP", "SDP", "Signaling", "PeerConnection", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
+                "Wire", "ICE", "DTLS", "RTP", "SDP", "Signaling", "PeerConnection", "CShims", "CSRTP", "COpus", "CALSA", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -106,12 +106,9 @@ final class ReceivedConnection {
     // call nothing back); the talk detector early, in the lines the prefetch hints cover, as there.
     @exclusivity(unchecked) var talk = TalkDetector()
     @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
-    var oggRecorder: OggOpusRecorder? {
-        didSet { oggRecorderUnretained = oggRecorder.map { Unmanaged.passUnretained($0) } }
-    }
-    /// `oggRecorder`, unretained, for the receive path (as the bot's `RemotePeer`): `oggRecorder`
-    /// holds it and is replaced only when the recorder opens and finishes, never during a packet.
-    private(set) var oggRecorderUnretained: Unmanaged<OggOpusRecorder>?
+    /// Lent unretained to the receive path (as the bot's `RemotePeer`): replaced only when the
+    /// recorder opens and finishes, never during a packet.
+    var oggRecorder = HeldReference<OggOpusRecorder>()
     var wavRecorder: WAVRecorder?
     var recorderOpened = false
     /// As the bot's `RemotePeer`: a connection it sends nothing to gets receiver reports.
@@ -186,7 +183,7 @@ final class LoadReceiver: @unchecked Sendable {
                 // As the bot: a connection whose packets flow needs no tick (see `RemotePeer`).
                 if !connection.recordedSinceHousekeeping {
                     do {
-                        try connection.oggRecorder?.tick(now: now)
+                        try connection.oggRecorder.object?.tick(now: now)
                         try connection.wavRecorder?.tick(now: now)
                     } catch {
                         connection.failure = "\(error)"
@@ -295,7 +292,7 @@ final class LoadReceiver: @unchecked Sendable {
             for packet in compound.packets {
                 if case .senderReport(let report) = packet {
                     _ = connection.receiveStream.receiveSenderReport(report, arrival: now)
-                    connection.oggRecorder?.receiveSenderReport(report)
+                    connection.oggRecorder.object?.receiveSenderReport(report)
                 }
             }
         case .failed(let error):
@@ -321,11 +318,9 @@ final class LoadReceiver: @unchecked Sendable {
             openRecorder(connection, stereo: stereo)
         }
         do {
-            if let ogg = connection.oggRecorderUnretained {
-                try ogg._withUnsafeGuaranteedRef { recorder in
-                    let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
-                    try recorder.receive(packet, arrival: now, wallclock: wallclock)
-                }
+            try connection.oggRecorder.withObject { recorder in
+                let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                try recorder.receive(packet, arrival: now, wallclock: wallclock)
             }
             if let wav = connection.wavRecorder {
                 try wav.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
@@ -345,7 +340,7 @@ final class LoadReceiver: @unchecked Sendable {
     private func refreshPrefetchHints(_ connection: ReceivedConnection) {
         connection.driver?.refreshPrefetchHints { hints in
             hints.add(connection, bytes: 512)
-            connection.oggRecorder?.addPrefetchHints(&hints)
+            connection.oggRecorder.object?.addPrefetchHints(&hints)
         }
     }
 
@@ -361,7 +356,7 @@ final class LoadReceiver: @unchecked Sendable {
                 connection.wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1, createInBackground: true)
             } else {
                 let file = OggFileOutput(creatingInBackground: path)  // as the bot does
-                connection.oggRecorder = try OggOpusRecorder(output: file, channels: stereo ? 2 : 1,
+                connection.oggRecorder.object = try OggOpusRecorder(output: file, channels: stereo ? 2 : 1,
                                                              serialNumber: UInt32.random(in: 1...UInt32.max))
             }
         } catch {
@@ -376,7 +371,7 @@ final class LoadReceiver: @unchecked Sendable {
             var failures = 0
             for connection in ordered {
                 do {
-                    try connection.oggRecorder?.finish()
+                    try connection.oggRecorder.object?.finish()
                     try connection.wavRecorder?.finish()
                 } catch {
                     failures += 1

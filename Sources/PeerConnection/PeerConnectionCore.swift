@@ -130,14 +130,9 @@ public final class PeerConnectionCore {
     private var isClosed = false
     /// The latest time any input carried (for calls without `now`, such as `sendRTP`).
     private var lastNow = MonotonicTime.zero
-    private var srtp: SRTPSession? {
-        didSet { srtpUnretained = srtp.map { Unmanaged.passUnretained($0) } }
-    }
-    /// `srtp`, unretained, for the receive path: binding `srtp` retained and released the session
-    /// for every packet, locked instructions that wait for every store before them to reach the
-    /// cache. `srtp` holds the session; it changes only in this class's own steps (keys from DTLS,
-    /// close), never while a packet is being unprotected.
-    private var srtpUnretained: Unmanaged<SRTPSession>?
+    /// The SRTP session, lent unretained to the receive path (`HeldReference`): it changes only in
+    /// this class's own steps (keys from DTLS, close), never while a packet is being unprotected.
+    private var srtp = HeldReference<SRTPSession>()
     /// The last source whose media was accepted: asking the agent again for every packet from the
     /// same source would copy the agent out of `agent` (its arrays and strings retained and
     /// released), the largest Swift cost per packet. Cleared whenever the agent may have changed
@@ -376,7 +371,7 @@ public final class PeerConnectionCore {
         } catch {
             throw .dtls(error)
         }
-        srtp = nil
+        srtp.object = nil
         isConnected = false
         if dtlsRole == .server || agent?.selectedPair != nil { startDTLS(now: now) }
     }
@@ -459,7 +454,7 @@ public final class PeerConnectionCore {
     /// Adds what handling the next media packet touches: this core and its SRTP session.
     public func addPrefetchHints(_ hints: inout PrefetchHints) {
         hints.add(self, bytes: 512)
-        srtp?.addPrefetchHints(&hints)
+        srtp.object?.addPrefetchHints(&hints)
     }
 
     /// Whether events or datagrams are waiting to be polled (a shell may skip polling when not).
@@ -509,7 +504,7 @@ public final class PeerConnectionCore {
     }
 
     private func receiveMedia(_ packet: inout [UInt8], from source: TransportAddress, now: MonotonicTime) -> PeerConnectionEvent? {
-        guard let srtp = srtpUnretained else { counters.droppedBeforeKeys += 1; return nil }
+        guard !srtp.isEmpty else { counters.droppedBeforeKeys += 1; return nil }
         if source != acceptedMediaSource {
             // In place: `agent?.isKnownRemote` copies the whole agent (a retain of each array and string).
             guard agent?.isKnownRemoteInPlace(source) == true || earlierMediaRemotes.contains(source) else {
@@ -519,7 +514,7 @@ public final class PeerConnectionCore {
             acceptedMediaSource = source
         }
         if packet.count >= 2, isRTCP(secondByte: packet[1]) {
-            do { try srtp._withUnsafeGuaranteedRef { try $0.unprotectRTCP(&packet) } } catch { counters.srtpFailures += 1; return nil }
+            do { try srtp.withObject { try $0.unprotectRTCP(&packet) } } catch { counters.srtpFailures += 1; return nil }
             do {
                 let compound = try RTCPCompoundPacket(parsing: packet)
                 counters.rtcpReceived += 1
@@ -528,7 +523,7 @@ public final class PeerConnectionCore {
                 counters.malformedRTCP += 1
             }
         } else {
-            do { try srtp._withUnsafeGuaranteedRef { try $0.unprotectRTP(&packet) } } catch { counters.srtpFailures += 1; return nil }
+            do { try srtp.withObject { try $0.unprotectRTP(&packet) } } catch { counters.srtpFailures += 1; return nil }
             do {
                 let rtp = try RTPPacket(parsing: packet)
                 counters.rtpReceived += 1
@@ -582,7 +577,7 @@ public final class PeerConnectionCore {
 
     /// Protects and queues an RTP packet (built by the send stream) on the selected path.
     public func sendRTP(_ packet: [UInt8]) {
-        guard let srtp, let path = mediaPath else { return }
+        guard let srtp = srtp.object, let path = mediaPath else { return }
         var bytes = packet
         bytes.reserveCapacity(packet.count + SRTPSession.maxTrailerLength)
         do { try srtp.protectRTP(&bytes) } catch { counters.srtpFailures += 1; return }
@@ -592,7 +587,7 @@ public final class PeerConnectionCore {
 
     /// Protects and queues an RTCP compound packet.
     public func sendRTCP(_ packet: [UInt8]) {
-        guard let srtp, let path = mediaPath else { return }
+        guard let srtp = srtp.object, let path = mediaPath else { return }
         var bytes = packet
         do { try srtp.protectRTCP(&bytes) } catch { counters.srtpFailures += 1; return }
         counters.rtcpSent += 1
@@ -673,7 +668,7 @@ public final class PeerConnectionCore {
 
     public var selectedPair: ICECandidatePair? { agent?.selectedPair }
     public var iceStats: ICEAgentStats? { agent?.stats }
-    public var srtpStatistics: SRTPStatistics? { srtp?.statistics }
+    public var srtpStatistics: SRTPStatistics? { srtp.object?.statistics }
 
     // MARK: Internals
 
@@ -760,7 +755,7 @@ public final class PeerConnectionCore {
             switch event {
             case .connected(let profile, let keys, _):
                 do {
-                    srtp = try SRTPSession(profile: profile, keys: keys)
+                    srtp.object = try SRTPSession(profile: profile, keys: keys)
                     srtpProfile = profile
                     isConnected = true
                     emit(.connected(profile: profile))

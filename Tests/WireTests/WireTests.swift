@@ -158,3 +158,55 @@ import Testing
         #expect(!queue.isEmpty && queue.poll() == 9 && queue.poll() == nil)
     }
 }
+
+@Suite struct HeldReferenceTests {
+    final class Box {
+        var value: Int
+        init(_ value: Int) { self.value = value }
+    }
+
+    @Test func lendsTheObjectItHoldsAndNothingWhenEmpty() {
+        var held = HeldReference<Box>()
+        var calls = 0
+        #expect(held.isEmpty)
+        #expect(held.withObject { _ in calls += 1 } == nil)
+        #expect(calls == 0)
+
+        let first = Box(1)
+        held.object = first
+        #expect(!held.isEmpty)
+        #expect(held.withObject { ObjectIdentifier($0) } == ObjectIdentifier(first))
+        #expect(held.withObject { $0.value } == 1)
+
+        let second = Box(2)
+        held.object = second
+        #expect(held.withObject { ObjectIdentifier($0) } == ObjectIdentifier(second))
+        held.object = nil
+        #expect(held.isEmpty)
+        #expect(held.withObject { $0.value } == nil)
+        #expect(HeldReference(Box(3)).withObject { $0.value } == 3)
+    }
+
+    @Test func ownsItsObjectUntilReplaced() {
+        weak var watched: Box?
+        var held = HeldReference<Box>()
+        do {
+            let box = Box(7)
+            watched = box
+            held.object = box
+        }
+        // Only `held` keeps it alive now, and the lent reference is that same live object.
+        #expect(watched != nil)
+        held.withObject { $0.value += 1 }
+        #expect(held.object?.value == 8)
+        held.object = Box(9)
+        #expect(watched == nil)
+        #expect(held.withObject { $0.value } == 9)
+    }
+
+    @Test func rethrowsWhatItsBodyThrows() {
+        struct Failure: Error {}
+        let held = HeldReference(Box(1))
+        #expect(throws: Failure.self) { try held.withObject { _ in throw Failure() } }
+    }
+}

@@ -167,7 +167,7 @@ extension RemotePeer {
         let audio = core?.audio
         var inbound: ConnectionStats.InboundRTPStats?
         if packetsReceived > 0 {
-            let recorder = wavRecorder?.statistics ?? oggRecorder?.statistics
+            let recorder = wavRecorder?.statistics ?? oggRecorder.object?.statistics
             inbound = .init(ssrc: receiveStream.ssrc?.rawValue, mid: audio?.mid, codec: audio.map { "\($0.codec.name)" },
                             packetsReceived: packetsReceived, bytesReceived: payloadBytesReceived,
                             packetsLost: max(0, receiveStream.cumulativeLost),

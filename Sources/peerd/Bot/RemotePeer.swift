@@ -33,13 +33,9 @@ final class RemotePeer {
     // them through a mutating call, which otherwise costs a runtime check each. Both are value types
     // that call nothing back, and only the bot's loop touches a peer, so no two accesses overlap.
     @exclusivity(unchecked) var receiveStream = RTPReceiveStream()
-    var oggRecorder: OggOpusRecorder? {
-        didSet { oggRecorderUnretained = oggRecorder.map { Unmanaged.passUnretained($0) } }
-    }
-    /// `oggRecorder`, unretained, for `record`: binding `oggRecorder` retained and released the
-    /// recorder for every packet (locked instructions). `oggRecorder` holds it; it is replaced only by
+    /// The Ogg recorder, lent unretained to `record` (`HeldReference`): it is replaced only by
     /// `openRecorder` and `finishRecording`, never while `record` runs (the recorder calls nothing back).
-    private var oggRecorderUnretained: Unmanaged<OggOpusRecorder>?
+    var oggRecorder = HeldReference<OggOpusRecorder>()
     var wavRecorder: WAVRecorder?
     /// Whether a packet was recorded, and whether one brought an audio level, since the last
     /// housekeeping tick: while packets flow, recording and talk detection already happen per packet
@@ -110,7 +106,7 @@ final class RemotePeer {
         guard Self.refreshesPrefetchHints(atVisit: housekeepingVisits), let driver else { return }
         driver.refreshPrefetchHints { [self] hints in
             hints.add(self, bytes: 512)
-            oggRecorder?.addPrefetchHints(&hints)
+            oggRecorder.object?.addPrefetchHints(&hints)
         }
     }
 
@@ -132,7 +128,7 @@ final class RemotePeer {
             case .ogg:
                 // Created off the event loop: creating a file can stall for milliseconds.
                 let output = OggFileOutput(creatingInBackground: path)
-                oggRecorder = try OggOpusRecorder(output: output, channels: stereo ? 2 : 1, serialNumber: UInt32.random(in: 1...UInt32.max))
+                oggRecorder.object = try OggOpusRecorder(output: output, channels: stereo ? 2 : 1, serialNumber: UInt32.random(in: 1...UInt32.max))
             case .wav:
                 wavRecorder = try WAVRecorder(path: path, channels: stereo ? 2 : 1, createInBackground: true)
             }
@@ -143,12 +139,10 @@ final class RemotePeer {
 
     func record(_ packet: RTPPacket, now: MonotonicTime) {
         do {
-            if let oggRecorder = oggRecorderUnretained {
-                try oggRecorder._withUnsafeGuaranteedRef { recorder in
-                    // The wallclock only dates the file's start: read the clock until it has.
-                    let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
-                    try recorder.receive(packet, arrival: now, wallclock: wallclock)
-                }
+            try oggRecorder.withObject { recorder in
+                // The wallclock only dates the file's start: read the clock until it has.
+                let wallclock = recorder.startWallclock == nil ? NTPTime(unixSeconds: Date().timeIntervalSince1970) : nil
+                try recorder.receive(packet, arrival: now, wallclock: wallclock)
             }
             if let wavRecorder {
                 try wavRecorder.receive(ssrc: packet.ssrc, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp,
@@ -161,7 +155,7 @@ final class RemotePeer {
 
     func tickRecorder(now: MonotonicTime) {
         do {
-            try oggRecorder?.tick(now: now)
+            try oggRecorder.object?.tick(now: now)
             try wavRecorder?.tick(now: now)
         } catch {
             recordingError = "\(error)"
@@ -172,9 +166,9 @@ final class RemotePeer {
     @discardableResult
     func finishRecording() -> String? {
         var failure: String?
-        do { try oggRecorder?.finish() } catch { failure = "\(error)" }
+        do { try oggRecorder.object?.finish() } catch { failure = "\(error)" }
         do { try wavRecorder?.finish() } catch { failure = "\(error)" }
-        oggRecorder = nil
+        oggRecorder.object = nil
         wavRecorder = nil
         return failure
     }

@@ -247,7 +247,7 @@ final class RoomBot: @unchecked Sendable {
                     recording: recordingPath(peer), iceState: peer.core.map { "\($0.iceState)" } ?? "-",
                     lastLevel: Int(peer.lastLevel),
                     averagePayloadBytes: peer.packetsReceived > 0 ? peer.payloadBytesReceived / peer.packetsReceived : 0,
-                    recorder: peer.oggRecorder.map { "\($0.statistics)" } ?? peer.wavRecorder.map { "\($0.statistics)" } ?? "")
+                    recorder: peer.oggRecorder.object.map { "\($0.statistics)" } ?? peer.wavRecorder.map { "\($0.statistics)" } ?? "")
     }
 
     func recordingPath(_ peer: RemotePeer) -> String? {
@@ -671,7 +671,7 @@ final class RoomBot: @unchecked Sendable {
             for packet in compound.packets {
                 if case .senderReport(let report) = packet {
                     _ = peer.receiveStream.receiveSenderReport(report, arrival: now)
-                    peer.oggRecorder?.receiveSenderReport(report)
+                    peer.oggRecorder.object?.receiveSenderReport(report)
                 }
             }
             // Report blocks about our stream come in RRs, and in SRs from peers that also send (browsers): RTT and loss.
