@@ -136,7 +136,7 @@ struct OggOpusTests {
 
         // Under a regular file: the creation fails, and the failure comes out of a write.
         let blocker = dir.path("blocker")
-        FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
         let failing = OggFileOutput(creatingInBackground: blocker + "/x.opus")
         #expect(throws: OggOutputError.posix(operation: "open", errno: ENOTDIR)) {
             try failing.sync()

@@ -106,7 +106,7 @@ struct WAVTests {
         #expect(try WAVReader.read(path: released).samples == [1, -1, 2, -2])
 
         let blocker = dir.path("blocker")
-        FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8))
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
         let failing = try WAVWriter(creatingInBackground: blocker + "/x.wav", sampleRate: 48_000, channels: 1)
         #expect(throws: WAVError.posix(operation: "open", errno: ENOTDIR)) { try failing.finalize() }
         #expect(throws: WAVError.posix(operation: "open", errno: ENOTDIR)) { try failing.write([0]) }
