@@ -154,6 +154,14 @@ enum Chromium {
             return nil
         }
 
+        /// The page's own log (its `[peerd] …` console lines: signals sent and received, glares,
+        /// failed candidates), with Chromium's timestamps: what a failed interop check prints.
+        func pageLog() -> String {
+            guard let data = FileManager.default.contents(atPath: output) else { return "(no Chromium log)" }
+            return String(decoding: data, as: UTF8.self).split(separator: "\n")
+                .filter { $0.contains("[peerd]") && !$0.contains("PEERD_STATUS") }.joined(separator: "\n")
+        }
+
         /// Per remote peer id, the dominant frequency the page hears (0 for silence).
         func heardFrequencies() -> [String: Int] {
             guard let peers = lastStatus()?["peers"] as? [String: [String: Any]] else { return [:] }

@@ -67,7 +67,7 @@ import Testing
         // One restart offer, answered. (Once, in a CI run with the whole suite, the page did not answer
         // the first offer and peerd's retry after its restart timeout completed it: 2. The page counts
         // the offers it ignored as glares, which tells that case apart from one peerd got wrong.)
-        #expect(after.iceRestarts == 1, "restart offers: \(after.iceRestarts); page glares: \(page.lastStatus()?["glares"] ?? 0)")
+        #expect(after.iceRestarts == 1, "restart offers: \(after.iceRestarts); page glares: \(page.lastStatus()?["glares"] ?? 0); the page's log:\n\(page.pageLog())")
         // Chromium (controlling) may send from a validated pair other than the one peerd selected;
         // peerd keeps accepting media from every address the old generation validated until the new
         // one selects a pair. Before that, 7-26 packets (0.1-0.5 s) were dropped over each restart.
