@@ -122,13 +122,22 @@ public struct Candidate: Hashable, Sendable, CustomStringConvertible {
         self.extensions = extensions
     }
 
+    /// The longest candidate accepted, in bytes, not counting its `a=` and `candidate:` prefixes
+    /// and line end: what `description` writes after `candidate:` is never longer (it only drops
+    /// repeated spaces and leading zeros), so every candidate parsed re-parses from its description.
+    public static let maximumLength = 1024
+
     /// Parses `candidate:...` (the trickle form), `a=candidate:...` or the bare attribute value.
     public init(parsing text: String) throws(CandidateParseError) {
-        guard text.utf8.count <= 1024 else { throw .tooLong(text.utf8.count) }
+        // Bounded before anything is copied; the prefixes and a line end may come on top.
+        guard text.utf8.count <= Self.maximumLength + 16 else { throw .tooLong(text.utf8.count) }
         var bytes = Array(text.utf8)[...]
         if bytes.starts(with: "a=".utf8) { bytes = bytes.dropFirst(2) }
         if bytes.starts(with: "candidate:".utf8) { bytes = bytes.dropFirst(10) }
         while let last = bytes.last, last == 0x0D || last == 0x0A { bytes = bytes.dropLast() }
+        // (Once the limit was on the whole text: a bare 1,018-byte candidate parsed, and its
+        // description, 1,026 bytes with the `candidate:` prefix, did not — found by the fuzzer.)
+        guard bytes.count <= Self.maximumLength else { throw .tooLong(bytes.count) }
         guard bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else { throw .invalidCharacter }
         let fields = bytes.split(separator: 0x20, omittingEmptySubsequences: true)
         guard fields.count >= 8 else { throw .missingField(fields.count < 6 ? "address/port" : "typ") }

@@ -84,6 +84,26 @@ import Testing
         }
     }
 
+    @Test func theLengthLimitCountsTheCandidateNotItsPrefixSoEveryParsedCandidateReparses() throws {
+        // The fuzzer's input (Fixtures/fuzz/candidate): 1,018 bytes without a prefix, which parsed
+        // while its 1,026-byte description (prefix added, spaces collapsed) was refused as too long.
+        let url = fixturesDirectory().appendingPathComponent("fuzz/candidate/crash-prefix-pushes-past-limit.txt")
+        let text = try #require(String(validating: Array(try Data(contentsOf: url)), as: UTF8.self))
+        let parsed = try Candidate(parsing: text)
+        #expect(parsed.description.utf8.count > Candidate.maximumLength)
+        #expect(try Candidate(parsing: parsed.description) == parsed)
+
+        // Exactly at the limit, with and without the prefixes; one byte more is refused.
+        let head = "1 1 udp 1 1.2.3.4 5 typ host x "
+        let atLimit = head + String(repeating: "y", count: Candidate.maximumLength - head.utf8.count)
+        for form in [atLimit, "candidate:" + atLimit, "a=candidate:" + atLimit + "\r\n"] {
+            let candidate = try Candidate(parsing: form)
+            #expect(candidate.extensionValue("x")?.utf8.count == Candidate.maximumLength - head.utf8.count)
+            #expect(try Candidate(parsing: candidate.description) == candidate)
+        }
+        #expect(throws: CandidateParseError.tooLong(Candidate.maximumLength + 1)) { try Candidate(parsing: "candidate:" + atLimit + "y") }
+    }
+
     @Test func seededMutationNeverCrashes() throws {
         var rng = SplitMix64(seed: 8839)
         let seeds = [
