@@ -15,6 +15,13 @@ enum SDPParser {
             throw .inputTooLarge(bytes: bytes.count, limit: SessionDescription.maximumBytes)
         }
         let lines = try splitLines(bytes)
+        // The limit holds for the description as `serialized()` writes it too: CRLF after every line
+        // (the input may end lines with LF alone) and no value longer than it came. Counted on the raw
+        // input alone, an SDP just under the limit with LF line ends parsed and its serialization did not.
+        let serializedBound = lines.reduce(0) { $0 + 4 + $1.value.utf8.count }
+        if serializedBound > SessionDescription.maximumBytes {
+            throw .inputTooLarge(bytes: serializedBound, limit: SessionDescription.maximumBytes)
+        }
         var cursor = 0
 
         func expect(_ type: Character, at number: Int) throws(SDPError) -> Line {

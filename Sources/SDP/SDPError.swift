@@ -1,7 +1,8 @@
 /// Why a session description could not be parsed. Every case that concerns one line carries
 /// its 1-based line number.
 public enum SDPError: Error, Equatable, Sendable {
-    /// The input is larger than `SessionDescription.maximumBytes`.
+    /// The input is larger than `SessionDescription.maximumBytes`, as given or with CRLF line ends (as
+    /// `serialized()` writes it).
     case inputTooLarge(bytes: Int, limit: Int)
     /// The input has more than `SessionDescription.maximumLines` lines.
     case tooManyLines(limit: Int)

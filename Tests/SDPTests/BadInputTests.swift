@@ -20,6 +20,20 @@ struct BadInputTests {
         #expect(throws: SDPError.inputTooLarge(bytes: 70000, limit: 65536)) {
             try SessionDescription(parsing: [UInt8](repeating: 0x61, count: 70000))
         }
+        // LF line ends count as CRLF, the form `serialized()` writes: 1,001 LF lines leave room for
+        // 1,001 bytes less, so whatever parses also re-parses from its serialization.
+        let lfHeader = Self.header.replacingOccurrences(of: "\r\n", with: "\n")
+        let lfLines = String(repeating: "a=x-lf\n", count: 996)
+        let lfPadding = 65536 - (lfHeader.utf8.count + 4) - (lfLines.utf8.count + 996) - "a=x-pad:\r\n".utf8.count
+        let lfAtLimit = lfHeader + lfLines + "a=x-pad:" + String(repeating: "p", count: lfPadding) + "\n"
+        #expect(lfAtLimit.utf8.count == 65536 - 1001)
+        let parsed = try SessionDescription(parsing: lfAtLimit)
+        #expect(parsed.serialized().utf8.count == 65536)
+        #expect(try SessionDescription(parsing: parsed.serialized()) == parsed)
+        let lfOver = lfHeader + lfLines + "a=x-pad:" + String(repeating: "p", count: lfPadding + 1) + "\n"
+        #expect(lfOver.utf8.count < 65536)
+        expectError(lfOver, .inputTooLarge(bytes: 65537, limit: 65536))
+
         let manyLines = Self.header + String(repeating: "a=x\n", count: 1997)
         expectError(manyLines, .tooManyLines(limit: 2000))
         let maxLines = Self.header + String(repeating: "a=x\n", count: 1996)
